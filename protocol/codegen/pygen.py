@@ -64,6 +64,7 @@ class ModuleGen:
         self.flexible_any = message.flexible.low is not None
         self.lines: list[str] = []
         self.shapes: dict[str, str] = {}  # struct format -> constant name
+        self.default_instances: set[str] = set()  # structs compared with their default
 
     # ------------------------------------------------------------ layout analysis
 
@@ -309,6 +310,9 @@ class ModuleGen:
             return f"{value}"
         if d == "True":
             return f"not {value}"
+        if f.is_struct:  # compare with a shared default instance, not a new one per call
+            self.default_instances.add(f.element_type)
+            return f"{value} != _DEFAULT_{f.element_type}"
         return f"{value} != {d}"
 
     def gen_encoder(self, sg: StructGen, version: int) -> None:
@@ -372,10 +376,14 @@ class ModuleGen:
         body_start = len(self.lines)
         for sg in ordered:
             self.gen_class(sg)
+        functions_start = len(self.lines)
         for sg in ordered:
             for first in sorted(set(sg.layouts.values())):
                 self.gen_decoder(sg, first)
                 self.gen_encoder(sg, first)
+        defaults = [f"_DEFAULT_{name} = {name}()" for name in sorted(self.default_instances)]
+        if defaults:
+            self.lines[functions_start:functions_start] = [*defaults, "", ""]
         root = self.structs[self.m.name]
         self.emit(f"{root.class_name}._DECODERS = {{")
         for v in versions:

@@ -127,8 +127,6 @@ MODULES = (
     'leader_change_message',
     'leave_group_request',
     'leave_group_response',
-    'list_client_metrics_resources_request',
-    'list_client_metrics_resources_response',
     'list_config_resources_request',
     'list_config_resources_response',
     'list_groups_request',

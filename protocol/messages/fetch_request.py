@@ -83,6 +83,9 @@ class FetchRequest(_c.ApiMessage):
     unknown_tagged_fields: dict[int, bytes] | None = None
 
 
+_DEFAULT_ReplicaState = ReplicaState()
+
+
 def _d_ReplicaState_v15(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     f_replica_id, f_replica_epoch = _S0.unpack_from(buf, pos)
     pos += 12
@@ -752,7 +755,7 @@ def _e_FetchRequest_v15(o: FetchRequest, w: _c.Writer) -> None:
         tw = _c.Writer()
         _c.w_str(tw.buf, o.cluster_id, True)
         known.append((0, bytes(tw.buf)))
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         tw = _c.Writer()
         _e_ReplicaState_v15(o.replica_state, tw)
         known.append((1, bytes(tw.buf)))
@@ -809,7 +812,7 @@ def _e_FetchRequest_v17(o: FetchRequest, w: _c.Writer) -> None:
         tw = _c.Writer()
         _c.w_str(tw.buf, o.cluster_id, True)
         known.append((0, bytes(tw.buf)))
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         tw = _c.Writer()
         _e_ReplicaState_v15(o.replica_state, tw)
         known.append((1, bytes(tw.buf)))
@@ -866,7 +869,7 @@ def _e_FetchRequest_v18(o: FetchRequest, w: _c.Writer) -> None:
         tw = _c.Writer()
         _c.w_str(tw.buf, o.cluster_id, True)
         known.append((0, bytes(tw.buf)))
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         tw = _c.Writer()
         _e_ReplicaState_v15(o.replica_state, tw)
         known.append((1, bytes(tw.buf)))

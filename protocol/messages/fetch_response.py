@@ -99,6 +99,11 @@ class FetchResponse(_c.ApiMessage):
     unknown_tagged_fields: dict[int, bytes] | None = None
 
 
+_DEFAULT_EpochEndOffset = EpochEndOffset()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_SnapshotId = SnapshotId()
+
+
 def _d_EpochEndOffset_v12(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     f_epoch, f_end_offset = _S0.unpack_from(buf, pos)
     pos += 12
@@ -318,15 +323,15 @@ def _e_PartitionData_v12(o: PartitionData, w: _c.Writer) -> None:
     b += _S7.pack(o.preferred_read_replica)
     _c.w_records(w, o.records, True)
     known: list[tuple[int, bytes]] = []
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         tw = _c.Writer()
         _e_EpochEndOffset_v12(o.diverging_epoch, tw)
         known.append((0, bytes(tw.buf)))
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         tw = _c.Writer()
         _e_LeaderIdAndEpoch_v12(o.current_leader, tw)
         known.append((1, bytes(tw.buf)))
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         tw = _c.Writer()
         _e_SnapshotId_v12(o.snapshot_id, tw)
         known.append((2, bytes(tw.buf)))

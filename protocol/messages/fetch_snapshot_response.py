@@ -75,6 +75,9 @@ class FetchSnapshotResponse(_c.ApiMessage):
     unknown_tagged_fields: dict[int, bytes] | None = None
 
 
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
+
+
 def _d_SnapshotId_v0(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     f_end_offset, f_epoch = _S0.unpack_from(buf, pos)
     pos += 12
@@ -136,7 +139,7 @@ def _e_PartitionSnapshot_v0(o: PartitionSnapshot, w: _c.Writer) -> None:
     b += _S3.pack(o.size, o.position)
     _c.w_records(w, o.unaligned_records, True)
     known: list[tuple[int, bytes]] = []
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         tw = _c.Writer()
         _e_LeaderIdAndEpoch_v0(o.current_leader, tw)
         known.append((0, bytes(tw.buf)))

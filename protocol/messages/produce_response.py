@@ -76,6 +76,9 @@ class ProduceResponse(_c.ApiMessage):
     unknown_tagged_fields: dict[int, bytes] | None = None
 
 
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
+
+
 def _d_BatchIndexAndErrorMessage_v8(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     (f_batch_index,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -242,7 +245,7 @@ def _e_PartitionProduceResponse_v10(o: PartitionProduceResponse, w: _c.Writer) -
         _e_BatchIndexAndErrorMessage_v9(e_record_errors, w)
     _c.w_str(b, o.error_message, True)
     known: list[tuple[int, bytes]] = []
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         tw = _c.Writer()
         _e_LeaderIdAndEpoch_v10(o.current_leader, tw)
         known.append((0, bytes(tw.buf)))

@@ -39,6 +39,9 @@ class UpdateRaftVoterResponse(_c.ApiMessage):
     unknown_tagged_fields: dict[int, bytes] | None = None
 
 
+_DEFAULT_CurrentLeader = CurrentLeader()
+
+
 def _d_CurrentLeader_v0(buf: memoryview, pos: int) -> tuple[CurrentLeader, int]:
     f_leader_id, f_leader_epoch = _S0.unpack_from(buf, pos)
     pos += 8
@@ -81,7 +84,7 @@ def _e_UpdateRaftVoterResponse_v0(o: UpdateRaftVoterResponse, w: _c.Writer) -> N
     b = w.buf
     b += _S2.pack(o.throttle_time_ms, o.error_code)
     known: list[tuple[int, bytes]] = []
-    if o.current_leader != CurrentLeader():
+    if o.current_leader != _DEFAULT_CurrentLeader:
         tw = _c.Writer()
         _e_CurrentLeader_v0(o.current_leader, tw)
         known.append((0, bytes(tw.buf)))
