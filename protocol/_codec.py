@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar, overload
 from uuid import UUID
@@ -42,14 +43,23 @@ class UnsupportedVersion(ProtocolError):
 
 @dataclass(frozen=True, slots=True)
 class FileRegion:
-    """Bytes of an open file to be sent with os.sendfile: `length` bytes from `offset` of `fd`."""
+    """`length` bytes from `offset` of a file, to be sent with os.sendfile.
+
+    Either `fd` is an open descriptor, or `opener` returns a context manager that yields one and
+    keeps it open (pinned) until the send is done: a cache of open files must not close and
+    reuse the number while the bytes are in flight.
+    """
 
     fd: int
     offset: int
     length: int
+    opener: Callable[[], AbstractContextManager[int]] | None = None
 
     def __len__(self) -> int:
         return self.length
+
+    def open(self) -> AbstractContextManager[int]:
+        return self.opener() if self.opener is not None else nullcontext(self.fd)
 
 
 Records: TypeAlias = bytes | bytearray | memoryview | FileRegion
@@ -90,7 +100,8 @@ class Writer:
         parts = []
         for chunk in self.chunks():
             if isinstance(chunk, FileRegion):
-                parts.append(os.pread(chunk.fd, chunk.length, chunk.offset))
+                with chunk.open() as fd:
+                    parts.append(os.pread(fd, chunk.length, chunk.offset))
             else:
                 parts.append(bytes(chunk))
         return b"".join(parts)

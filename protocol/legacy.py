@@ -34,6 +34,7 @@ from typing import NamedTuple
 from protocol import compression as codecs
 from protocol.errors import ProtocolError
 from protocol.records import (
+    BatchHeader,
     Buffer,
     Compression,
     CorruptRecordError,
@@ -323,6 +324,9 @@ def up_convert(
     records = decode_message_set(message_set, max_size=max_size)
     if not records:
         return []
+    for record in records:
+        if record.timestamp < -1:  # -1 is "no timestamp"; Kafka rejects other negatives
+            raise InvalidRecordError(f"invalid message timestamp {record.timestamp}")
     if compression is None:
         compression = Compression.NONE
         for _, header in iter_message_headers(message_set):
@@ -345,8 +349,10 @@ def down_convert(
     One message set entry per uncompressed record, one wrapper per compressed batch (same
     codec). Control batches are skipped; records before `first_offset` are dropped from
     uncompressed batches; a partial trailing batch is ignored. Raises
-    UnsupportedCompressionTypeError for a zstd batch.
+    UnsupportedCompressionTypeError for a zstd batch, ValueError for a magic other than 0/1.
     """
+    if magic not in RECORD_OVERHEAD:
+        raise ValueError(f"legacy magic must be 0 or 1, not {magic}")
     out: list[bytes] = []
     for pos, header in iter_batch_headers(records):
         if header.is_control:
@@ -356,15 +362,23 @@ def down_convert(
         _, decoded = decode_batch(records, pos, max_size=max_size)
         if header.compression == Compression.NONE:
             decoded = [r for r in decoded if r.offset >= first_offset]
-        if not decoded:
-            continue
-        out.append(
-            build_message_set(
-                decoded,
-                magic=magic,
-                compression=header.compression,
-                timestamp_type=header.timestamp_type,
-                log_append_time=header.max_timestamp,
-            )
-        )
+        if decoded:
+            out.append(_down_convert_batch(header, decoded, magic))
     return b"".join(out)
+
+
+def _down_convert_batch(header: BatchHeader, records: list[Record], magic: int) -> bytes:
+    try:
+        return build_message_set(
+            records,
+            magic=magic,
+            compression=header.compression,
+            timestamp_type=header.timestamp_type,
+            log_append_time=header.max_timestamp,
+        )
+    except (ValueError, struct.error) as exc:
+        # Reachable only with offsets that wrap around int64: the CRC was fine, so the batch
+        # is intact, but it cannot be expressed as a message set.
+        raise InvalidRecordError(
+            f"batch at offset {header.base_offset} cannot be down-converted: {exc}"
+        ) from None

@@ -351,6 +351,12 @@ def _write_crc(buf: bytearray | memoryview, pos: int, end: int) -> None:
 
 _MASK32 = (1 << 32) - 1
 _MASK64 = (1 << 64) - 1
+_MIN64, _MAX64 = -(1 << 63), (1 << 63) - 1
+
+
+def _wrap64(n: int) -> int:
+    """`n` as Java's long arithmetic leaves it (two's complement wrap-around)."""
+    return ((n - _MIN64) & _MASK64) + _MIN64
 
 
 def _read_zigzag(buf: bytes, pos: int, end: int, last_shift: int, mask: int) -> tuple[int, int]:
@@ -470,7 +476,10 @@ def _decode_records(body: bytes, header: BatchHeader) -> list[Record]:
         if p != stop:
             raise InvalidRecordError(f"record declares {length} bytes but holds {p - pos}")
         timestamp = header.max_timestamp if log_append else header.base_timestamp + ts_delta
-        records.append(Record(header.base_offset + offset_delta, timestamp, key, value, headers))
+        offset = header.base_offset + offset_delta
+        if not (_MIN64 <= timestamp <= _MAX64 and _MIN64 <= offset <= _MAX64):
+            timestamp, offset = _wrap64(timestamp), _wrap64(offset)
+        records.append(Record(offset, timestamp, key, value, headers))
         pos = stop
     if pos != end:
         raise InvalidRecordError(f"{end - pos} bytes left over after the last record")

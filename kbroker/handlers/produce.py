@@ -1,0 +1,80 @@
+"""Produce (key 0), v3-11: append record batches as received (magic 2 only).
+
+Per partition: validate the batch headers (CRC-32C, lengths, offset deltas, timestamps) without
+decompressing, append, answer with the base offset. Errors are per partition (CORRUPT_MESSAGE,
+INVALID_RECORD, MESSAGE_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR, ...). acks
+must be -1, 0 or 1 (else INVALID_REQUIRED_ACKS); acks=0 gets no response at all, and a failed
+acks=0 produce closes the connection so the client notices (Kafka does the same). On a single
+node the high watermark follows the append, so acks=all completes at once. v0-2 (magic 0/1
+message sets) are not served: every client in use sends v3+ when the broker offers it. Not
+above v11: v12 is transaction version 2 (KIP-890) and v13 addresses topics by id.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from kbroker.handlers import handles
+from kbroker.network import CloseConnection
+from protocol.api_keys import ApiKey
+from protocol.error_codes import ErrorCode, KafkaError
+from protocol.messages.produce_request import PartitionProduceData, ProduceRequest
+from protocol.messages.produce_response import (
+    PartitionProduceResponse,
+    ProduceResponse,
+    TopicProduceResponse,
+)
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+    from kbroker.context import RequestContext
+
+
+def _append(
+    broker: Broker, topic: str, data: PartitionProduceData, now: int
+) -> PartitionProduceResponse:
+    try:
+        partition = broker.partition(topic, data.index)
+        records = data.records
+        if not isinstance(records, memoryview):  # decoded records are views of the frame
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no records")
+        info = partition.append(memoryview(records), now)
+    except KafkaError as exc:
+        return PartitionProduceResponse(
+            index=data.index,
+            error_code=exc.code,
+            base_offset=-1,
+            error_message=exc.message,
+        )
+    return PartitionProduceResponse(
+        index=data.index,
+        error_code=ErrorCode.NONE,
+        base_offset=info.first_offset,
+        log_append_time_ms=info.log_append_time_ms,
+        log_start_offset=partition.log_start_offset,
+    )
+
+
+@handles(ApiKey.PRODUCE, 3, 11)
+async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
+    now = time.time_ns() // 1_000_000
+    responses = []
+    failed = False
+    for topic in request.topic_data:
+        partitions = []
+        for data in topic.partition_data:
+            if request.acks not in (-1, 0, 1):
+                result = PartitionProduceResponse(
+                    index=data.index, error_code=ErrorCode.INVALID_REQUIRED_ACKS, base_offset=-1
+                )
+            else:
+                result = _append(ctx.broker, topic.name, data, now)
+            failed |= result.error_code != ErrorCode.NONE
+            partitions.append(result)
+        responses.append(TopicProduceResponse(name=topic.name, partition_responses=partitions))
+    if request.acks == 0:
+        if failed:
+            raise CloseConnection("an acks=0 produce failed; closing so the client notices")
+        return None
+    return ProduceResponse(responses=responses)

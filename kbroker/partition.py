@@ -1,0 +1,145 @@
+"""A partition this broker leads: its log, leader epoch and high watermark, and fetch waiters.
+
+Theory of operation. Produce validates each batch header (CRC-32C, magic, lengths, offset
+deltas, timestamps; records are never decompressed) and appends the bytes as received; the log
+patches base offsets and the leader epoch in place. On a single node the in-sync replica set is
+this broker alone, so the high watermark moves to the log end offset right after the append
+(acks=all completes at once); a replicated cluster will advance it from follower fetches
+instead, which is why HW and LEO are kept apart here. Appends wake the fetches parked on this
+partition (DESIGN.md "Fetch": long-poll on min_bytes/max_wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from protocol import records
+from protocol.error_codes import ErrorCode, KafkaError
+from protocol.records import TimestampType
+from storage.log import Log
+from storage.types import FetchDataInfo, LogAppendInfo
+
+SINGLE_NODE_LEADER_EPOCH = 0
+
+
+class Partition:
+    def __init__(self, topic: str, index: int, log: Log, leader_epoch: int) -> None:
+        self.topic = topic
+        self.index = index
+        self.log = log
+        self.leader_epoch = leader_epoch
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"Partition({self.topic}-{self.index})"
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.high_watermark
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.log.high_watermark  # no transactions yet: LSO = HW
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    # ------------------------------------------------------------------ produce
+
+    def validate(self, data: memoryview, now_ms: int, one_batch: bool) -> None:
+        """Check every batch header without decompressing; raises KafkaError per Kafka's codes."""
+        config = self.log.config
+        pos, count = 0, 0
+        while pos < len(data):
+            try:
+                header = records.validate_batch(data, pos, from_client=True)
+            except records.InvalidRecordError as exc:
+                raise KafkaError(ErrorCode.INVALID_RECORD, str(exc)) from None
+            except records.CorruptRecordError as exc:
+                raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+            if header.size > config.max_message_bytes:
+                raise KafkaError(
+                    ErrorCode.MESSAGE_TOO_LARGE,
+                    f"batch of {header.size} bytes exceeds max.message.bytes "
+                    f"{config.max_message_bytes}",
+                )
+            if not config.log_append_time and header.timestamp_type == TimestampType.CREATE_TIME:
+                self._check_timestamps(header.max_timestamp, now_ms)
+            pos += header.size
+            count += 1
+        if count == 0:
+            raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no record batch in the request")
+        if one_batch and count > 1:
+            raise KafkaError(ErrorCode.INVALID_RECORD, "Produce v3+ takes one batch per partition")
+
+    def _check_timestamps(self, timestamp: int, now_ms: int) -> None:
+        config = self.log.config
+        if timestamp < 0:
+            return
+        if now_ms - timestamp > config.message_timestamp_before_max_ms:
+            raise KafkaError(
+                ErrorCode.INVALID_TIMESTAMP,
+                f"timestamp {timestamp} is older than message.timestamp.before.max.ms allows",
+            )
+        if timestamp - now_ms > config.message_timestamp_after_max_ms:
+            raise KafkaError(
+                ErrorCode.INVALID_TIMESTAMP,
+                f"timestamp {timestamp} is further ahead than message.timestamp.after.max.ms",
+            )
+
+    def append(self, data: memoryview, now_ms: int, one_batch: bool = True) -> LogAppendInfo:
+        """Validate and append batches as leader; the high watermark follows (single ISR)."""
+        self.validate(data, now_ms, one_batch)
+        compression = self.log.config.compression_type
+        if compression not in ("producer", "uncompressed", "none"):
+            data = memoryview(self._recompress(data, compression))
+        elif compression in ("uncompressed", "none"):
+            data = memoryview(self._recompress(data, "none"))
+        info = self.log.append_as_leader(data, self.leader_epoch, now_ms)
+        self.log.update_high_watermark(self.log.log_end_offset)
+        self.wake_fetchers()
+        return info
+
+    @staticmethod
+    def _recompress(data: memoryview, codec_name: str) -> bytearray:
+        """compression.type other than `producer`: re-encode each batch (off the common path)."""
+        codec = {
+            "none": records.Compression.NONE,
+            "gzip": records.Compression.GZIP,
+            "snappy": records.Compression.SNAPPY,
+            "lz4": records.Compression.LZ4,
+            "zstd": records.Compression.ZSTD,
+        }[codec_name]
+        out = bytearray()
+        for pos, header in records.iter_batch_headers(data):
+            if header.compression == codec:
+                out += data[pos : pos + header.size]
+            else:
+                out += records.recompress_batch(data, pos, codec)
+        return out
+
+    # ------------------------------------------------------------------ fetch
+
+    def read(self, offset: int, max_bytes: int, committed: bool, min_one: bool) -> FetchDataInfo:
+        bound = self.last_stable_offset if committed else self.high_watermark
+        return self.log.read(offset, max_bytes, bound, min_one)
+
+    def wait_for_data(self) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(future)
+        return future
+
+    def forget_waiter(self, future: asyncio.Future[None]) -> None:
+        self._waiters.discard(future)
+        future.cancel()
+
+    def wake_fetchers(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
