@@ -19,7 +19,7 @@ log = logging.getLogger("kbroker")
 
 async def serve(
     config: BrokerConfig,
-    ready: Callable[[list[tuple[str, int]]], None] | None = None,
+    ready: Callable[[list[tuple[str, int]], Broker], None] | None = None,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
 ) -> int:
@@ -27,7 +27,7 @@ async def serve(
     broker = Broker(config)
     bound = await broker.start()
     if ready is not None:
-        ready(bound)
+        ready(bound, broker)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
@@ -46,4 +46,7 @@ def run(
     config: BrokerConfig, *, ready: Callable[[list[tuple[str, int]]], None] | None = None
 ) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit status (0 after a clean shutdown)."""
-    return asyncio.run(serve(config, ready))
+    if ready is None:
+        return asyncio.run(serve(config))
+    callback = ready
+    return asyncio.run(serve(config, lambda bound, _broker: callback(bound)))

@@ -11,13 +11,19 @@ directory removed on exit (unless `data_dir` is given, which is kept, for restar
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
 
+from kbroker import broker as broker_module
 from kbroker.config import load_config
 from kbroker.server import serve
+
+T = TypeVar("T")
 
 TEST_DEFAULTS = {
     "listeners": "PLAINTEXT://localhost:0",
@@ -37,6 +43,7 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self.broker: broker_module.Broker | None = None
         self._thread = threading.Thread(target=self._run, name="kbroker", daemon=True)
 
     @property
@@ -52,8 +59,9 @@ class Broker:
         self._loop = loop
         self._stop = asyncio.Event()
 
-        def ready(bound: list[tuple[str, int]]) -> None:
+        def ready(bound: list[tuple[str, int]], broker: broker_module.Broker) -> None:
             self.bound = bound
+            self.broker = broker
             self._ready.set()
 
         try:
@@ -71,6 +79,16 @@ class Broker:
         if self._error is not None:
             raise RuntimeError("kbroker failed to start") from self._error
         return self
+
+    def run(self, fn: Callable[[broker_module.Broker], T]) -> concurrent.futures.Future[T]:
+        """Call `fn(broker)` on the broker's event loop (its state has one owner: that loop)."""
+        assert self._loop is not None and self.broker is not None
+        target = self.broker
+
+        async def call() -> T:
+            return fn(target)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop)
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
