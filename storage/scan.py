@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 from protocol.records import (
     LOG_OVERHEAD,
-    CorruptRecordError,
     RECORD_BATCH_OVERHEAD,
     BatchHeader,
+    CorruptRecordError,
     iter_batch_headers,
     read_batch_header,
 )
