@@ -179,12 +179,24 @@ class Broker:
         return log_config(self.topic_config(info))
 
     def open_partition(self, info: TopicInfo, index: int) -> Partition:
-        plog = self.logs.get_or_create_log(
-            info.name, index, self.topic_log_config(info), info.topic_id
+        resolved = self.topic_config(info)
+        plog = self.logs.get_or_create_log(info.name, index, log_config(resolved), info.topic_id)
+        partition = Partition(
+            info.name, index, plog, SINGLE_NODE_LEADER_EPOCH, resolved.flush_before_ack
         )
-        partition = Partition(info.name, index, plog, SINGLE_NODE_LEADER_EPOCH)
+        partition.become_leader()
         self.partitions[(info.name, index)] = partition
         return partition
+
+    def apply_topic_config(self, info: TopicInfo) -> None:
+        """Make a topic's (changed) configuration take effect on its open partitions."""
+        resolved = self.topic_config(info)
+        config = log_config(resolved)
+        for index in range(info.partitions):
+            partition = self.partitions.get((info.name, index))
+            if partition is not None:
+                partition.log.update_config(config)
+                partition.flush_before_ack = resolved.flush_before_ack
 
     def create_topic(
         self, name: str, partitions: int, configs: dict[str, str], validate_only: bool = False

@@ -23,15 +23,28 @@ SINGLE_NODE_LEADER_EPOCH = 0
 
 
 class Partition:
-    def __init__(self, topic: str, index: int, log: Log, leader_epoch: int) -> None:
+    def __init__(
+        self, topic: str, index: int, log: Log, leader_epoch: int, flush_before_ack: bool = False
+    ) -> None:
         self.topic = topic
         self.index = index
         self.log = log
         self.leader_epoch = leader_epoch
+        self.flush_before_ack = flush_before_ack  # topic config kbroker.flush.before.ack
         self._waiters: set[asyncio.Future[None]] = set()
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index})"
+
+    def become_leader(self) -> None:
+        """Take leadership with this broker as the whole ISR (single node).
+
+        The leader's high watermark is the smallest log end offset in the ISR; with only this
+        broker in it that is our own LEO. This matters after a restart: the HW checkpoint is
+        written periodically and may be behind (or absent after kill -9), but everything in
+        the recovered log was appended by this leader and is committed.
+        """
+        self.log.update_high_watermark(self.log.log_end_offset)
 
     @property
     def high_watermark(self) -> int:
@@ -122,6 +135,13 @@ class Partition:
             else:
                 out += records.recompress_batch(data, pos, codec)
         return out
+
+    def flushed(self, up_to: int) -> asyncio.Future[int]:
+        """Completes when [.., up_to) is fsynced (group commit on the storage thread)."""
+        committer = self.log.committer
+        if committer is None:
+            raise KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, "log has no flush worker")
+        return asyncio.wrap_future(committer.flush(self.log, up_to))
 
     # ------------------------------------------------------------------ fetch
 

@@ -1,5 +1,9 @@
 """Produce (key 0), v3-11: append record batches as received (magic 2 only).
 
+Durability: page cache by default, as Kafka; on topics with `kbroker.flush.before.ack=true` the
+response waits until the appended offsets are fsynced (a group commit on the storage thread:
+concurrent producers share one fsync round); a failed fsync answers KAFKA_STORAGE_ERROR.
+
 Per partition: validate the batch headers (CRC-32C, lengths, offset deltas, timestamps) without
 decompressing, append, answer with the base offset. Errors are per partition (CORRUPT_MESSAGE,
 INVALID_RECORD, MESSAGE_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR, ...). acks
@@ -12,6 +16,7 @@ above v11: v12 is transaction version 2 (KIP-890) and v13 addresses topics by id
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -30,9 +35,11 @@ if TYPE_CHECKING:
     from kbroker.broker import Broker
     from kbroker.context import RequestContext
 
+_Sync = tuple["asyncio.Future[int]", int]  # (flushed-up-to future, partition index)
+
 
 def _append(
-    broker: Broker, topic: str, data: PartitionProduceData, now: int
+    broker: Broker, topic: str, data: PartitionProduceData, now: int, syncs: list[_Sync]
 ) -> PartitionProduceResponse:
     try:
         partition = broker.partition(topic, data.index)
@@ -40,6 +47,8 @@ def _append(
         if not isinstance(records, memoryview):  # decoded records are views of the frame
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no records")
         info = partition.append(memoryview(records), now)
+        if partition.flush_before_ack:
+            syncs.append((partition.flushed(info.last_offset + 1), data.index))
     except KafkaError as exc:
         return PartitionProduceResponse(
             index=data.index,
@@ -56,6 +65,23 @@ def _append(
     )
 
 
+async def _wait_for_flush(syncs: list[_Sync], results: list[PartitionProduceResponse]) -> None:
+    """flush-before-ack: a partition whose fsync failed is answered KAFKA_STORAGE_ERROR."""
+    if not syncs:
+        return
+    outcomes = await asyncio.gather(*(f for f, _ in syncs), return_exceptions=True)
+    failed = {
+        index
+        for (_, index), out in zip(syncs, outcomes, strict=True)
+        if isinstance(out, BaseException)
+    }
+    for result in results:
+        if result.index in failed:
+            result.error_code = ErrorCode.KAFKA_STORAGE_ERROR
+            result.base_offset = -1
+            result.error_message = "fsync before acknowledging failed"
+
+
 @handles(ApiKey.PRODUCE, 3, 11)
 async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
     now = time.time_ns() // 1_000_000
@@ -63,15 +89,17 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
     failed = False
     for topic in request.topic_data:
         partitions = []
+        syncs: list[_Sync] = []
         for data in topic.partition_data:
             if request.acks not in (-1, 0, 1):
                 result = PartitionProduceResponse(
                     index=data.index, error_code=ErrorCode.INVALID_REQUIRED_ACKS, base_offset=-1
                 )
             else:
-                result = _append(ctx.broker, topic.name, data, now)
-            failed |= result.error_code != ErrorCode.NONE
+                result = _append(ctx.broker, topic.name, data, now, syncs)
             partitions.append(result)
+        await _wait_for_flush(syncs, partitions)
+        failed |= any(p.error_code != ErrorCode.NONE for p in partitions)
         responses.append(TopicProduceResponse(name=topic.name, partition_responses=partitions))
     if request.acks == 0:
         if failed:
