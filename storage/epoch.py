@@ -42,7 +42,12 @@ class EpochEntry(NamedTuple):
 
 
 class LeaderEpochFileCache:
-    """Sorted `(epoch, start_offset)` entries with Kafka's assign/truncate/lookup rules."""
+    """Sorted `(epoch, start_offset)` entries with Kafka's assign/truncate/lookup rules.
+
+    File: `leader-epoch-checkpoint` (text: version, count, `epoch offset` lines), written by
+    the owning Log's flush. Threads: owner only. Crash: the file may lag; the loader
+    re-derives entries from recovered batches and truncates to the log's bounds.
+    """
 
     def __init__(self, entries: Iterable[tuple[int, int]] = ()) -> None:
         self._entries: list[EpochEntry] = []

@@ -30,7 +30,10 @@ DEFAULT_MAX_OPEN_FILES = 512
 
 
 class FileHandleCache:
-    """LRU bookkeeping of open `CachedHandle`s, bounded by `capacity` when unpinned."""
+    """LRU bookkeeping of open `CachedHandle`s, bounded by `capacity` when unpinned.
+
+    File: none (descriptors only). Threads: owner only. Crash: no durable state.
+    """
 
     def __init__(self, capacity: int = DEFAULT_MAX_OPEN_FILES) -> None:
         if capacity < 4:

@@ -110,7 +110,13 @@ _Work = tuple[list[_Task], list[_Group], list[Callable[[], Any]]]
 
 
 class GroupCommitter:
-    """One background thread for fsyncs (group committed), checkpoints and deletions."""
+    """One background thread for fsyncs (group committed), checkpoints and deletions.
+
+    File: none of its own; it fsyncs segment files, indexes and directories and writes
+    checkpoint files handed to it. Threads: requests from any thread (a flush request's plan
+    is built on the log owner's); work on its own thread. Crash: an unfinished plan never
+    moved a recovery point; undone deletions leave `.deleted` files the loader removes.
+    """
 
     def __init__(self, fs: FileSystem = OS_FS, name: str = "kbroker-log-io") -> None:
         self.fs = fs

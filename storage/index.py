@@ -67,8 +67,11 @@ class _Index:
     def create(self) -> None:
         """Start an empty, preallocated, writable index (a new active segment)."""
         self._map.close()
-        with open(self.path, "wb") as f:
-            f.truncate(self.max_entries * self.entry_size)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.ftruncate(fd, self.max_entries * self.entry_size)
+        finally:
+            os.close(fd)
         self.entries = 0
         self._map.writable = True
         self._reset_last()
@@ -201,7 +204,12 @@ class _Index:
 
 
 class OffsetIndex(_Index):
-    """`.index`: last offset of a batch -> file position of that batch."""
+    """`.index`: last offset of a batch -> file position of that batch.
+
+    File: 8-byte big-endian entries `int32 relative_offset, int32 position`, preallocated
+    while active, trimmed when sealed. Threads: owner only. Crash: may hold zero entries
+    past its real ones or lag the log; rebuilt by recovery or a failed sanity check.
+    """
 
     ENTRY = struct.Struct(">ii")
 
@@ -254,7 +262,12 @@ class OffsetIndex(_Index):
 
 
 class TimeIndex(_Index):
-    """`.timeindex`: max timestamp so far -> last offset of the batch holding it."""
+    """`.timeindex`: max timestamp so far -> last offset of the batch holding it.
+
+    File: 12-byte big-endian entries `int64 timestamp, int32 relative_offset`, timestamps
+    strictly rising, one slot kept for the sealing entry. Threads: owner only. Crash: as
+    `OffsetIndex`: rebuilt by recovery or a failed sanity check.
+    """
 
     ENTRY = struct.Struct(">qi")
 

@@ -61,7 +61,7 @@ _log = logging.getLogger(__name__)
 
 
 class LoadOffsets:
-    """Checkpointed offsets for one partition (-1 / None: unknown)."""
+    """Checkpointed offsets for one partition (0 when a checkpoint does not list it)."""
 
     def __init__(
         self, recovery_point: int = 0, log_start_offset: int = 0, high_watermark: int = 0

@@ -33,30 +33,25 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
-from protocol.records import (
-    LOG_OVERHEAD,
-    CorruptRecordError,
-    InvalidRecordError,
-    read_batch_header,
-    set_base_offset,
-    set_log_append_time,
-    set_partition_leader_epoch,
-)
+from protocol.records import read_batch_header
+from storage.appendbatches import scan_follower_batches, stamp_leader_batches
 from storage.checkpoint import LEADER_EPOCH_CHECKPOINT
 from storage.config import LogConfig
 from storage.epoch import LeaderEpochFileCache
-from storage.errors import (
-    KafkaStorageError,
-    OffsetOutOfRangeError,
-    RecordBatchTooLargeError,
-    RecordTooLargeError,
-    UnexpectedAppendOffsetError,
-)
+from storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordBatchTooLargeError
 from storage.filecache import FileHandleCache
 from storage.flush import FlushPlan, GroupCommitter
 from storage.fs import FileSystem
+from storage.retention import (
+    Rule,
+    deletable_segments,
+    log_start_rule,
+    size_rule,
+    time_rule,
+)
 from storage.segment import DELETED_SUFFIX, BatchMeta, LogSegment
 from storage.types import NO_TIMESTAMP, FetchDataInfo, LogAppendInfo, TimestampAndOffset
 
@@ -85,7 +80,13 @@ def _unlink_all(fs: FileSystem, paths: list[str]) -> None:
 
 
 class Log:
-    """A partition's log. Build with `storage.loader.load_log` or `LogManager`."""
+    """A partition's log. Build with `storage.loader.load_log` or `LogManager`.
+
+    Files: the partition directory (segments, `leader-epoch-checkpoint`,
+    `partition.metadata`). Threads: owner only, except what the flush worker reaches through
+    `on_flushed`/`recovery_point` under a lock. Crash: data past the recovery point is
+    re-validated by the loader; a torn tail is cut.
+    """
 
     def __init__(
         self,
@@ -209,6 +210,17 @@ class Log:
         if self._offline is not None:
             raise KafkaStorageError(f"{self.topic}-{self.partition} is offline: {self._offline}")
 
+    @contextmanager
+    def _disk_errors(self, action: str, fatal: bool = False) -> Iterator[None]:
+        """OSError -> KafkaStorageError; `fatal` also takes the log offline (state torn)."""
+        try:
+            yield
+        except OSError as exc:
+            reason = f"{action} failed: {exc}"
+            if fatal:
+                self._mark_offline(reason)
+            raise KafkaStorageError(f"{self.topic}-{self.partition}: {reason}") from exc
+
     def _mark_offline(self, reason: str) -> None:
         with self._lock:
             if self._offline is None:
@@ -238,45 +250,21 @@ class Log:
         if log_append_time is None:
             log_append_time = self.config.log_append_time
         first = self._next_offset
-        batches = self._stamp(view, first, leader_epoch, now_ms, log_append_time)
+        batches = stamp_leader_batches(
+            view, first, leader_epoch, now_ms, log_append_time, self.config.max_message_bytes
+        )
         info = self._append(view, batches, first, now_ms, log_append_time)
         if leader_epoch >= 0:
             self.epochs.assign(leader_epoch, first)
         self._maybe_flush_by_messages()
         return info
 
-    def _stamp(
-        self, view: memoryview, offset: int, epoch: int, now_ms: int, log_append_time: bool
-    ) -> list[BatchMeta]:
-        batches: list[BatchMeta] = []
-        pos, end, limit = 0, len(view), self.config.max_message_bytes
-        while pos < end:
-            header = read_batch_header(view, pos)
-            size = header.batch_length + LOG_OVERHEAD
-            if pos + size > end:
-                raise CorruptRecordError(f"partial batch at byte {pos} of the append")
-            if size > limit:
-                raise RecordTooLargeError(f"batch of {size} bytes > max.message.bytes {limit}")
-            set_base_offset(view, pos, offset)
-            set_partition_leader_epoch(view, pos, epoch)
-            timestamp = header.max_timestamp
-            if log_append_time:
-                set_log_append_time(view, pos, now_ms)
-                timestamp = now_ms
-            offset += header.last_offset_delta
-            batches.append(BatchMeta(size, offset, timestamp))
-            offset += 1
-            pos += size
-        if not batches:
-            raise InvalidRecordError("an append must hold at least one batch")
-        return batches
-
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> LogAppendInfo:
         """Append batches replicated from the leader, keeping their offsets and epochs."""
         self._check_online()
         view = memoryview(records)
-        batches, epochs = self._scan_replicated(view)
-        first = self._first_offset_of(view)
+        batches, epochs = scan_follower_batches(view, self._next_offset)
+        first = read_batch_header(view, 0).base_offset
         info = self._append(view, batches, first, self.clock(), False)
         for epoch, base_offset in epochs:
             latest = self.epochs.latest_epoch
@@ -284,34 +272,6 @@ class Log:
                 self.epochs.assign(epoch, base_offset)
         self._maybe_flush_by_messages()
         return info
-
-    def _first_offset_of(self, view: memoryview) -> int:
-        first = read_batch_header(view, 0).base_offset
-        if first < self._next_offset:
-            raise UnexpectedAppendOffsetError(
-                f"follower append at {first} below log end offset {self._next_offset}"
-            )
-        return first
-
-    def _scan_replicated(self, view: memoryview) -> tuple[list[BatchMeta], list[tuple[int, int]]]:
-        batches: list[BatchMeta] = []
-        epochs: list[tuple[int, int]] = []
-        pos, end, prev_last = 0, len(view), -1
-        while pos < end:
-            header = read_batch_header(view, pos)
-            size = header.batch_length + LOG_OVERHEAD
-            if pos + size > end:
-                raise CorruptRecordError(f"partial batch at byte {pos} of the append")
-            last = header.base_offset + header.last_offset_delta
-            if header.base_offset <= prev_last:
-                raise UnexpectedAppendOffsetError(f"offsets go back at {header.base_offset}")
-            batches.append(BatchMeta(size, last, header.max_timestamp))
-            if header.partition_leader_epoch >= 0:
-                epochs.append((header.partition_leader_epoch, header.base_offset))
-            prev_last, pos = last, pos + size
-        if not batches:
-            raise InvalidRecordError("an append must hold at least one batch")
-        return batches, epochs
 
     def _append(
         self,
@@ -326,10 +286,9 @@ class Log:
             raise RecordBatchTooLargeError(
                 f"append of {size} bytes exceeds segment.bytes {self.config.segment_bytes}"
             )
-        max_ts, offset_of_max = NO_TIMESTAMP, first
-        for batch in batches:
-            if batch.max_timestamp > max_ts:
-                max_ts, offset_of_max = batch.max_timestamp, batch.last_offset
+        max_ts, offset_of_max = max(
+            ((b.max_timestamp, b.last_offset) for b in batches), key=lambda t: t[0]
+        )
         last = batches[-1].last_offset
         segment = self.active_segment
         rolled = segment.should_roll(size, max_ts, last, self.config, now_ms)
@@ -337,29 +296,23 @@ class Log:
             segment = self.roll(expected_next_offset=first)
         try:
             segment.append(view, batches)
-        except KafkaStorageError:
-            _log.error(
-                "append to %s-%d failed; log left at %d",
-                self.topic,
-                self.partition,
-                self._next_offset,
-            )
+        except KafkaStorageError as exc:
+            if segment.damaged:
+                self._mark_offline(f"a failed append could not be undone: {exc}")
             raise
         self._next_offset = last + 1
+        append_time = now_ms if log_append_time else NO_TIMESTAMP
         return LogAppendInfo(
-            first_offset=first,
-            last_offset=last,
-            max_timestamp=max_ts,
-            offset_of_max_timestamp=offset_of_max,
-            log_append_time_ms=now_ms if log_append_time else NO_TIMESTAMP,
-            log_start_offset=self._log_start_offset,
-            valid_bytes=size,
-            batch_count=len(batches),
-            rolled=rolled,
-        )
+            first, last, max_ts, offset_of_max, append_time, self._log_start_offset,
+            size, len(batches), rolled,
+        )  # fmt: skip
 
     def roll(self, expected_next_offset: int | None = None) -> LogSegment:
-        """Seal the active segment and start a new one at max(expected, log end offset)."""
+        """Seal the active segment and start a new one at max(expected, log end offset).
+
+        With a committer, the sealed segments are then flushed in the background (as
+        Kafka does), which moves the recovery point to the new segment's base offset.
+        """
         new_base = max(expected_next_offset or 0, self._next_offset)
         active = self.active_segment
         if active.base_offset == new_base and active.size == 0:
@@ -395,15 +348,16 @@ class Log:
         bound = self._next_offset if max_offset is None else min(max_offset, self._next_offset)
         if fetch_offset >= bound:
             return FetchDataInfo.empty(fetch_offset)
-        bound_base, bound_pos = self._offset_position(bound)
-        for i in range(self._floor_index(fetch_offset), len(self._bases)):
-            segment = self._segments[self._bases[i]]
-            if segment.base_offset > bound_base:
-                break
-            max_position = segment.size if segment.base_offset < bound_base else bound_pos
-            info = segment.read(fetch_offset, max_bytes, max_position, min_one_message)
-            if info is not None:
-                return info
+        with self._disk_errors("read"):
+            bound_base, bound_pos = self._offset_position(bound)
+            for i in range(self._floor_index(fetch_offset), len(self._bases)):
+                segment = self._segments[self._bases[i]]
+                if segment.base_offset > bound_base:
+                    break
+                max_position = segment.size if segment.base_offset < bound_base else bound_pos
+                info = segment.read(fetch_offset, max_bytes, max_position, min_one_message)
+                if info is not None:
+                    return info
         return FetchDataInfo.empty(fetch_offset)
 
     def _offset_position(self, offset: int) -> tuple[int, int]:
@@ -446,9 +400,10 @@ class Log:
     def offset_for_timestamp(self, timestamp: int) -> TimestampAndOffset | None:
         """First record with timestamp >= `timestamp` at or after the log start offset."""
         self._check_online()
-        for segment in self.segments:
-            if segment.largest_timestamp() >= timestamp:
-                return segment.find_offset_by_timestamp(timestamp, self._log_start_offset)
+        with self._disk_errors("timestamp lookup"):
+            for segment in self.segments:
+                if segment.largest_timestamp() >= timestamp:
+                    return segment.find_offset_by_timestamp(timestamp, self._log_start_offset)
         return None
 
     def max_timestamp_offset(self) -> TimestampAndOffset | None:
@@ -460,7 +415,8 @@ class Log:
                 best = segment
         if best is None:
             return None
-        return best.offset_of_max_timestamp()
+        with self._disk_errors("max timestamp lookup"):
+            return best.offset_of_max_timestamp()
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch: (largest epoch <= requested, its end offset); (-1, -1)."""
@@ -475,7 +431,7 @@ class Log:
         if offset > self._high_watermark:
             raise OffsetOutOfRangeError(offset, self._log_start_offset, self._high_watermark)
         self._increment_log_start_offset(offset)
-        self._delete_segments(self._deletable(self._log_start_breached))
+        self._delete_by(log_start_rule(self._log_start_offset))
         return self._log_start_offset
 
     def _increment_log_start_offset(self, offset: int) -> None:
@@ -491,48 +447,16 @@ class Log:
         unlinked after `file.delete.delay.ms` on the committer's thread.
         """
         self._check_online()
-        deleted = self._delete_segments(self._deletable(self._log_start_breached))
+        deleted = self._delete_by(log_start_rule(self._log_start_offset))
         if self.config.delete_enabled:
-            deleted += self._delete_segments(self._deletable(self._size_breached()))
-            deleted += self._delete_segments(self._deletable(partial(self._time_breached, now_ms)))
+            deleted += self._delete_by(size_rule(self.size_in_bytes, self.config.retention_bytes))
+            deleted += self._delete_by(time_rule(now_ms, self.config.retention_ms))
         return deleted
 
-    def _log_start_breached(self, segment: LogSegment, nxt: LogSegment | None) -> bool:
-        return nxt is not None and nxt.base_offset <= self._log_start_offset
-
-    def _size_breached(self) -> Callable[[LogSegment, LogSegment | None], bool]:
-        limit = self.config.retention_bytes
-        excess = self.size_in_bytes - limit if limit >= 0 else -1
-
-        def breached(segment: LogSegment, nxt: LogSegment | None) -> bool:
-            nonlocal excess
-            if excess - segment.size < 0:
-                return False
-            excess -= segment.size
-            return True
-
-        return breached
-
-    def _time_breached(self, now_ms: int, segment: LogSegment, nxt: LogSegment | None) -> bool:
-        retention = self.config.retention_ms
-        return retention >= 0 and now_ms - segment.largest_timestamp() > retention
-
-    def _deletable(
-        self, predicate: Callable[[LogSegment, LogSegment | None], bool]
-    ) -> list[LogSegment]:
-        """Oldest segments while `predicate` holds, never past the high watermark, never a
-        final empty segment."""
-        result: list[LogSegment] = []
-        segments = self.segments
-        for i, segment in enumerate(segments):
-            nxt = segments[i + 1] if i + 1 < len(segments) else None
-            upper = nxt.base_offset if nxt is not None else self._next_offset
-            if self._high_watermark < upper or (nxt is None and segment.size == 0):
-                break
-            if not predicate(segment, nxt):
-                break
-            result.append(segment)
-        return result
+    def _delete_by(self, rule: Rule) -> int:
+        doomed = deletable_segments(self.segments, self._high_watermark, self._next_offset, rule)
+        with self._disk_errors("segment deletion", fatal=True):
+            return self._delete_segments(doomed)
 
     def _delete_segments(self, deletable: list[LogSegment]) -> int:
         if not deletable:
@@ -565,6 +489,11 @@ class Log:
         """Follower truncation: drop everything from `offset` on. True if anything went."""
         if offset < 0:
             raise ValueError(f"cannot truncate to negative offset {offset}")
+        self._check_online()
+        with self._disk_errors("truncation", fatal=True):
+            return self._truncate_to(offset)
+
+    def _truncate_to(self, offset: int) -> bool:
         if offset >= self._next_offset:
             self.epochs.truncate_from_end(self._next_offset)
             return False
@@ -684,7 +613,3 @@ class Log:
         """Release every descriptor without writing (crash simulation, offline dirs)."""
         for segment in self._segments.values():
             segment.close_handlers()
-
-    def iter_segments_from(self, offset: int) -> Iterator[LogSegment]:
-        for i in range(self._floor_index(offset), len(self._bases)):
-            yield self._segments[self._bases[i]]

@@ -114,7 +114,13 @@ class _Ranges:
 
 
 class LogSegment:
-    """One segment: append, locate, read, search by time, recover, truncate, seal."""
+    """One segment: append, locate, read, search by time, recover, truncate, seal.
+
+    Files: `<base:020d>.log` (batches back to back, as appended), `.index`, `.timeindex`.
+    Threads: owner only. Crash: the `.log` may end in a torn batch and the indexes may lag;
+    `recover()` cuts the tail and rebuilds them. Loaded without recovery it is untrusted and
+    checks each byte range before first serving it.
+    """
 
     def __init__(
         self,
@@ -141,6 +147,7 @@ class LogSegment:
         self.max_timestamp_so_far = -1
         self.offset_of_max_timestamp_so_far = base_offset
         self._rolling_timestamp: int | None = None
+        self.damaged = False  # a failed write could not be undone
         self.trusted = True  # every byte was checked by this process (else see _verified)
         self._verified = _Ranges()
 
@@ -219,24 +226,35 @@ class LogSegment:
         start = self.size
         if not self.offset_index.can_append_offset(batches[-1].last_offset):
             raise ValueError(f"offset {batches[-1].last_offset} overflows segment {self}")
-        with self.log.use() as fd:
-            try:
-                self.fs.write_all(fd, data, start)
-            except OSError as exc:
-                self._undo_partial_write(fd, start)
-                raise KafkaStorageError(f"append to {self.log.path} failed: {exc}") from exc
+        try:
+            with self.log.use() as fd:
+                self._write_or_undo(fd, data, start)
+        except OSError as exc:
+            raise KafkaStorageError(f"append to {self.log.path} failed: {exc}") from exc
         self.size = start + len(data)
         if not self.trusted:
             self._verified.add(start, self.size)
         if start == 0 and self._rolling_timestamp is None:
             self._rolling_timestamp = batches[0].max_timestamp
-        self._index_batches(batches, start)
-
-    def _undo_partial_write(self, fd: int, start: int) -> None:
         try:
-            self.fs.ftruncate(fd, start)
-        except OSError as exc:
-            raise KafkaStorageError(f"cannot cut back {self.log.path} after a write") from exc
+            self._index_batches(batches, start)
+        except OSError as exc:  # the index is only a hint: a missing entry costs a longer scan
+            _log.warning("could not index %s at %d: %s", self.log.path, start, exc)
+
+    def _write_or_undo(self, fd: int, data: memoryview, start: int) -> None:
+        """Write at `start`; after a failure cut the file back so the log stays whole.
+
+        If even the cut fails the tail holds a partial batch: `damaged` is set and the
+        owning log goes offline (recovery at the next start repairs it).
+        """
+        try:
+            self.fs.write_all(fd, data, start)
+        except OSError:
+            try:
+                self.fs.ftruncate(fd, start)
+            except OSError:
+                self.damaged = True
+            raise
 
     def _index_batches(self, batches: Sequence[BatchMeta], position: int) -> None:
         for batch in batches:
