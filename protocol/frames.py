@@ -136,9 +136,14 @@ class Request:
         return self.header.request_api_version
 
     def body(self) -> ApiMessage:
-        """Decode the body with the request class of the header's API and version."""
+        """Decode the body with the request class of the header's API and version.
+
+        Bytes after the body are ignored, as Kafka's request parser ignores them: librdkafka
+        2.16's all-topics Metadata v12 request carries three.
+        """
         cls = request_class(self.api_key)
-        return cls.decode(self.frame[self.body_offset :], self.api_version)
+        body, _ = cls.decode_from(self.frame, self.body_offset, self.api_version)
+        return body
 
 
 def decode_request_header(frame: bytes | bytearray | memoryview) -> Request:

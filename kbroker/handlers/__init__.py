@@ -31,6 +31,14 @@ MODULES = (
     "offset_for_leader_epoch",
     "create_topics",
     "delete_topics",
+    "describe_configs",
+    "alter_configs",
+    "incremental_alter_configs",
+    "create_partitions",
+    "delete_records",
+    "describe_cluster",
+    "describe_log_dirs",
+    "describe_topic_partitions",
 )
 
 

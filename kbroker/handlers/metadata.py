@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.admin import CLUSTER_OPERATIONS, TOPIC_OPERATIONS
 from kbroker.handlers import handles
 from kbroker.topic_store import TopicInfo
+from kbroker.topics_naming import is_internal
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.messages.metadata_request import MetadataRequest
@@ -29,7 +31,10 @@ if TYPE_CHECKING:
     from kbroker.context import RequestContext
 
 
-def topic_metadata(broker: Broker, info: TopicInfo) -> MetadataResponseTopic:
+NOT_REQUESTED = -(2**31)  # authorized operations the client did not ask for
+
+
+def topic_metadata(broker: Broker, info: TopicInfo, operations: int) -> MetadataResponseTopic:
     node = broker.node_id
     partitions = [
         MetadataResponsePartition(
@@ -47,8 +52,9 @@ def topic_metadata(broker: Broker, info: TopicInfo) -> MetadataResponseTopic:
         error_code=ErrorCode.NONE,
         name=info.name,
         topic_id=info.topic_id,
-        is_internal=info.name.startswith("__"),
+        is_internal=is_internal(info.name),
         partitions=partitions,
+        topic_authorized_operations=operations,
     )
 
 
@@ -66,7 +72,7 @@ def _requested(broker: Broker, request: MetadataRequest, version: int) -> list[s
     return names
 
 
-def _lookup(broker: Broker, name: str, auto_create: bool) -> MetadataResponseTopic:
+def _lookup(broker: Broker, name: str, auto_create: bool, ops: int) -> MetadataResponseTopic:
     if name.startswith("\0"):
         return MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None)
     info = broker.topics.topics.get(name)
@@ -77,7 +83,7 @@ def _lookup(broker: Broker, name: str, auto_create: bool) -> MetadataResponseTop
             return MetadataResponseTopic(error_code=exc.code, name=name)
     if info is None:
         return MetadataResponseTopic(error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name)
-    return topic_metadata(broker, info)
+    return topic_metadata(broker, info, ops)
 
 
 @handles(ApiKey.METADATA, 0, 12)
@@ -85,16 +91,20 @@ async def metadata(ctx: RequestContext, request: MetadataRequest) -> MetadataRes
     broker = ctx.broker
     version = ctx.api_version
     names = _requested(broker, request, version)
+    # no ACLs: every operation is allowed, reported only when asked for (v8+)
+    ops = TOPIC_OPERATIONS if request.include_topic_authorized_operations else NOT_REQUESTED
     if names is None:
-        topics = [topic_metadata(broker, info) for info in broker.topics.topics.values()]
+        topics = [topic_metadata(broker, info, ops) for info in broker.topics.topics.values()]
     else:
         allowed = version < 4 or request.allow_auto_topic_creation
         auto_create = allowed and bool(broker.config.get("auto.create.topics.enable"))
-        topics = [_lookup(broker, name, auto_create) for name in names]
+        topics = [_lookup(broker, name, auto_create, ops) for name in names]
     host, port = broker.advertised
+    cluster_ops = request.include_cluster_authorized_operations
     return MetadataResponse(
         brokers=[MetadataResponseBroker(node_id=broker.node_id, host=host, port=port, rack=None)],
         cluster_id=broker.cluster_id,
         controller_id=broker.node_id,
         topics=topics,
+        cluster_authorized_operations=CLUSTER_OPERATIONS if cluster_ops else NOT_REQUESTED,
     )

@@ -92,3 +92,12 @@ def test_too_new_version_is_a_protocol_error() -> None:
     patched[2:4] = (200).to_bytes(2, "big")
     with pytest.raises(ProtocolError, match="no version 200"):
         decode_request_header(patched).body()
+
+
+def test_trailing_bytes_after_a_request_body_are_ignored() -> None:
+    # librdkafka 2.16.1's all-topics Metadata v12 request: topics null, two bools, no tags,
+    # then three extra bytes; Kafka's request parser does not look at them.
+    raw = RequestHeader(3, 12, 1, "rdkafka").encode(2) + bytes.fromhex("00000000010000")
+    assert decode_request_header(raw).body() == MetadataRequest(
+        topics=None, allow_auto_topic_creation=False
+    )
