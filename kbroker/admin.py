@@ -222,13 +222,12 @@ def alter_topic_configs(
 ) -> None:
     """Replace a topic's overrides, validated as a whole, and apply them to its logs."""
     check_alterable_topic_name(name)
-    new_log_config = _validated_log_config(broker, overrides)
+    _validated_log_config(broker, overrides)
     info = existing_topic(broker, name)
     if validate_only:
         return
     broker.topics.set_configs(name, dict(overrides))
-    for index in range(info.partitions):
-        broker.partition(name, index).log.update_config(new_log_config)
+    broker.apply_topic_config(info)
 
 
 def edit_topic_configs(
@@ -289,9 +288,7 @@ def alter_broker_configs(
     broker.config = updated
     broker.logs.default_config = defaults
     for info in broker.topics.topics.values():
-        topic_log_config = broker.topic_log_config(info)
-        for index in range(info.partitions):
-            broker.partition(info.name, index).log.update_config(topic_log_config)
+        broker.apply_topic_config(info)
 
 
 def edit_broker_configs(
