@@ -20,6 +20,7 @@ import uuid
 from kbroker import topics_naming
 from kbroker.config import BrokerConfig, new_cluster_id
 from kbroker.context import RequestContext
+from kbroker.fetch_session import FetchSessionCache
 from kbroker.handlers import load
 from kbroker.handlers.api_versions import unsupported_version_response
 from kbroker.network import CloseConnection, Connection, Server
@@ -76,6 +77,7 @@ class Broker:
         self.topics = TopicStore(self.log_dirs[0])
         self.logs = LogManager(self.log_dirs, log_config(TopicConfigs.resolve({}, config)))
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self.fetch_sessions = FetchSessionCache()
         self.handlers = load()
         max_frame = self.int_config("socket.request.max.bytes")
         self.server = Server(self.dispatch, max_frame, self.int_config("connections.max.idle.ms"))

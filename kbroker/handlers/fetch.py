@@ -5,9 +5,8 @@ Reads start at the batch that contains the fetch offset and stop at the high wat
 aborted-transactions list). The first partition that has data may exceed the byte limits by one
 batch (KIP-74); after that `max_bytes` is shared across partitions in request order. If fewer
 than `min_bytes` are ready the request waits up to `max_wait_ms` for an append to any of its
-partitions (Kafka's DelayedFetch). Fetch sessions (KIP-227) are not kept: every response has
-session id 0, which makes clients send full fetches (the Java client's documented fallback).
-Not above v12: v13+ address topics by id.
+partitions (Kafka's DelayedFetch). v7+ keep incremental fetch sessions (KIP-227,
+kbroker/fetch_session.py). Not above v12: v13+ address topics by id.
 """
 
 from __future__ import annotations
@@ -16,11 +15,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from kbroker.fetch_session import FetchContext, PartitionState, TopicPartition
 from kbroker.handlers import handles
 from protocol._codec import FileRegion
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode, KafkaError
-from protocol.messages.fetch_request import FetchPartition, FetchRequest
+from protocol.messages.fetch_request import FetchRequest
 from protocol.messages.fetch_response import (
     FetchableTopicResponse,
     FetchResponse,
@@ -33,55 +33,43 @@ if TYPE_CHECKING:
     from kbroker.partition import Partition
 
 READ_COMMITTED = 1
+SESSIONS_FROM_VERSION = 7
 
 
 class _Read:
-    """One pass over the requested partitions."""
+    """One pass over the partitions of a fetch."""
 
-    def __init__(self, broker: Broker, request: FetchRequest) -> None:
+    def __init__(self, broker: Broker, request: FetchRequest, context: FetchContext) -> None:
         self.broker = broker
-        self.request = request
+        self.context = context
         self.committed = request.isolation_level == READ_COMMITTED
         self.budget = request.max_bytes
         self.total = 0
         self.error = False
         self.partitions: list[Partition] = []
+        self.told: list[tuple[PartitionState, tuple[int, int, int]]] = []
 
     def run(self) -> list[FetchableTopicResponse]:
-        return [
-            FetchableTopicResponse(
-                topic=topic.topic,
-                partitions=[self.partition(topic.topic, p) for p in topic.partitions],
-            )
-            for topic in self.request.topics
-        ]
+        topics: dict[str, FetchableTopicResponse] = {}
+        for (topic, index), state in self.context.partitions:
+            data = self.partition(topic, index, state)
+            if data is not None:
+                entry = topics.setdefault(topic, FetchableTopicResponse(topic=topic))
+                entry.partitions.append(data)
+        return list(topics.values())
 
-    def partition(self, topic: str, fp: FetchPartition) -> PartitionData:
+    def partition(self, topic: str, index: int, state: PartitionState) -> PartitionData | None:
+        out = PartitionData(partition_index=index, records=b"")
         try:
-            partition = self.broker.partition(topic, fp.partition)
-        except KafkaError as exc:
-            self.error = True
-            return PartitionData(partition_index=fp.partition, error_code=exc.code, records=b"")
-        self.partitions.append(partition)
-        out = PartitionData(
-            partition_index=fp.partition,
-            high_watermark=partition.high_watermark,
-            last_stable_offset=partition.last_stable_offset,
-            log_start_offset=partition.log_start_offset,
-            aborted_transactions=[] if self.committed else None,
-            records=b"",
-        )
-        if fp.current_leader_epoch not in (-1, partition.leader_epoch):
-            self.error = True
-            out.error_code = (
-                ErrorCode.FENCED_LEADER_EPOCH
-                if fp.current_leader_epoch < partition.leader_epoch
-                else ErrorCode.UNKNOWN_LEADER_EPOCH
-            )
-            return out
-        limit = min(fp.partition_max_bytes, max(self.budget, 0))
-        try:
-            info = partition.read(fp.fetch_offset, limit, self.committed, self.total == 0)
+            partition = self.broker.partition(topic, index)
+            self.partitions.append(partition)
+            out.high_watermark = partition.high_watermark
+            out.last_stable_offset = partition.last_stable_offset
+            out.log_start_offset = partition.log_start_offset
+            out.aborted_transactions = [] if self.committed else None
+            self._check_epoch(partition, state.current_leader_epoch)
+            limit = min(state.max_bytes, max(self.budget, 0))
+            info = partition.read(state.fetch_offset, limit, self.committed, self.total == 0)
         except KafkaError as exc:
             self.error = True
             out.error_code = exc.code
@@ -90,19 +78,65 @@ class _Read:
             out.records = FileRegion(-1, info.position, info.length, info.open_fd)
             self.total += info.length
             self.budget -= info.length
-        return out
+        return out if self._news(state, out, info.length) else None
+
+    def _news(self, state: PartitionState, out: PartitionData, length: int) -> bool:
+        """Whether an incremental response must list this partition."""
+        seen = (out.high_watermark, out.last_stable_offset, out.log_start_offset)
+        self.told.append((state, seen))
+        changed = seen != (state.high_watermark, state.last_stable_offset, state.log_start_offset)
+        return not self.context.incremental or length > 0 or changed
+
+    def sent(self) -> None:
+        """This pass is the response: remember what the session's client has been told."""
+        for state, (hw, lso, log_start) in self.told:
+            state.high_watermark, state.last_stable_offset, state.log_start_offset = (
+                hw,
+                lso,
+                log_start,
+            )
+
+    @staticmethod
+    def _check_epoch(partition: Partition, current_leader_epoch: int) -> None:
+        if current_leader_epoch in (-1, partition.leader_epoch):
+            return
+        if current_leader_epoch < partition.leader_epoch:
+            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
+        raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
+
+
+def _context(ctx: RequestContext, request: FetchRequest) -> FetchContext:
+    requested: list[tuple[TopicPartition, PartitionState]] = [
+        (
+            (topic.topic, p.partition),
+            PartitionState(p.fetch_offset, p.partition_max_bytes, p.current_leader_epoch),
+        )
+        for topic in request.topics
+        for p in topic.partitions
+    ]
+    if ctx.api_version < SESSIONS_FROM_VERSION:
+        return FetchContext(None, False, requested)
+    forgotten = [(t.topic, p) for t in request.forgotten_topics_data for p in t.partitions]
+    return ctx.broker.fetch_sessions.new_context(
+        request.session_id, request.session_epoch, requested, forgotten, may_create=True
+    )
 
 
 @handles(ApiKey.FETCH, 4, 12)
 async def fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
+    try:
+        context = _context(ctx, request)
+    except KafkaError as exc:  # unknown session or wrong epoch: the client starts over
+        return FetchResponse(error_code=exc.code, session_id=0)
     deadline = time.monotonic() + request.max_wait_ms / 1000
     while True:
-        read = _Read(ctx.broker, request)
+        read = _Read(ctx.broker, request, context)
         topics = read.run()
         remaining = deadline - time.monotonic()
         done = read.total >= request.min_bytes or read.error or not read.partitions
         if done or remaining <= 0:
-            return FetchResponse(session_id=0, responses=topics)
+            read.sent()
+            return FetchResponse(session_id=context.session_id, responses=topics)
         waiters = [(p, p.wait_for_data()) for p in read.partitions]
         try:
             await asyncio.wait(
