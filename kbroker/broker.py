@@ -25,6 +25,7 @@ from kbroker.handlers import load
 from kbroker.handlers.api_versions import unsupported_version_response
 from kbroker.network import CloseConnection, Connection, Server
 from kbroker.partition import SINGLE_NODE_LEADER_EPOCH, Partition
+from kbroker.producer_ids import ProducerIdManager
 from kbroker.topic_config import ResolvedTopicConfig, TopicConfigs
 from kbroker.topic_store import TopicInfo, TopicStore
 from protocol._codec import Writer
@@ -78,6 +79,7 @@ class Broker:
         self.logs = LogManager(self.log_dirs, log_config(TopicConfigs.resolve({}, config)))
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.fetch_sessions = FetchSessionCache()
+        self.producer_ids = ProducerIdManager(self.log_dirs[0])
         self.handlers = load()
         max_frame = self.int_config("socket.request.max.bytes")
         self.server = Server(self.dispatch, max_frame, self.int_config("connections.max.idle.ms"))
@@ -153,6 +155,8 @@ class Broker:
             try:
                 self.logs.checkpoint_offsets()
                 self.logs.flush_dirty_logs(now_ms())
+                for partition in self.partitions.values():
+                    partition.producers.expire(now_ms())
                 if time.monotonic() - last_retention >= retention_every:
                     last_retention = time.monotonic()
                     deleted = self.logs.cleanup_logs(now_ms())

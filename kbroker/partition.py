@@ -12,14 +12,25 @@ partition (DESIGN.md "Fetch": long-poll on min_bytes/max_wait).
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 from protocol import records
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.records import TimestampType
 from storage.log import Log
-from storage.types import FetchDataInfo, LogAppendInfo
+from storage.producer_state import DuplicateBatch, ProducerStateManager
+from storage.types import FetchDataInfo
 
 SINGLE_NODE_LEADER_EPOCH = 0
+
+
+class AppendResult(NamedTuple):
+    """Offsets a produce is answered with; `duplicate` for a retry already in the log."""
+
+    first_offset: int
+    last_offset: int
+    log_append_time_ms: int
+    duplicate: bool = False
 
 
 class Partition:
@@ -32,6 +43,14 @@ class Partition:
         self.leader_epoch = leader_epoch
         self.flush_before_ack = flush_before_ack  # topic config kbroker.flush.before.ack
         self._waiters: set[asyncio.Future[None]] = set()
+        self.producers = ProducerStateManager()
+        self._load_producer_state()
+
+    def _load_producer_state(self) -> None:
+        """Rebuild idempotent-producer state from the batch headers in the log (61 bytes each)."""
+        for header in self.log.batch_headers(self.log.log_start_offset):
+            self.producers.load_batch(header)
+        self.producers.update_map_end_offset(self.log.log_end_offset)
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index})"
@@ -105,18 +124,33 @@ class Partition:
                 f"timestamp {timestamp} is further ahead than message.timestamp.after.max.ms",
             )
 
-    def append(self, data: memoryview, now_ms: int, one_batch: bool = True) -> LogAppendInfo:
-        """Validate and append batches as leader; the high watermark follows (single ISR)."""
+    def append(self, data: memoryview, now_ms: int, one_batch: bool = True) -> AppendResult:
+        """Validate and append batches as leader; the high watermark follows (single ISR).
+
+        An idempotent producer's batch is checked against its sequence state first (KIP-98):
+        an exact retry of one of its last five batches is answered with the original offsets
+        and not appended again; a gap or a stale epoch is an error for this partition.
+        """
         self.validate(data, now_ms, one_batch)
+        if one_batch:
+            header = records.read_batch_header(data, 0)
+            try:
+                self.producers.check(header, now_ms)
+            except DuplicateBatch as dup:
+                return AppendResult(dup.first_offset, dup.last_offset, dup.log_append_time_ms, True)
         compression = self.log.config.compression_type
         if compression not in ("producer", "uncompressed", "none"):
             data = memoryview(self._recompress(data, compression))
         elif compression in ("uncompressed", "none"):
             data = memoryview(self._recompress(data, "none"))
         info = self.log.append_as_leader(data, self.leader_epoch, now_ms)
+        for _, stamped in records.iter_batch_headers(data):  # offsets are assigned now
+            self.producers.on_append(
+                stamped, stamped.base_offset, stamped.last_offset, info.log_append_time_ms, now_ms
+            )
         self.log.update_high_watermark(self.log.log_end_offset)
         self.wake_fetchers()
-        return info
+        return AppendResult(info.first_offset, info.last_offset, info.log_append_time_ms)
 
     @staticmethod
     def _recompress(data: memoryview, codec_name: str) -> bytearray:

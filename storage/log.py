@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
-from protocol.records import read_batch_header
+from protocol.records import BatchHeader, read_batch_header
 from storage.appendbatches import scan_follower_batches, stamp_leader_batches
 from storage.checkpoint import LEADER_EPOCH_CHECKPOINT
 from storage.config import LogConfig
@@ -145,6 +145,20 @@ class Log:
     @property
     def segments(self) -> list[LogSegment]:
         return [self._segments[b] for b in self._bases]
+
+    def batch_headers(self, from_offset: int = 0) -> Iterator[BatchHeader]:
+        """Headers of stored batches ending at or after `from_offset`, in offset order.
+
+        Reads headers only (61 bytes a batch); used to rebuild producer state at start-up.
+        Owner thread only.
+        """
+        bases = self._bases
+        for i, base in enumerate(bases):
+            if i + 1 < len(bases) and bases[i + 1] <= from_offset:
+                continue  # the whole segment ends before from_offset
+            for header in self._segments[base].batch_headers():
+                if header.last_offset >= from_offset:
+                    yield header
 
     @property
     def active_segment(self) -> LogSegment:

@@ -409,6 +409,11 @@ class LogSegment:
                 return self._search_batch(pos, header, ts, header.base_offset)
         return None
 
+    def batch_headers(self) -> Iterator[BatchHeader]:
+        """Every batch header of the segment in file order (the file pinned while iterating)."""
+        for _, header in self._headers_from(0):
+            yield header
+
     def _headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
         """Headers from `position` to the end, the file pinned while iterating."""
         with self.log.use() as fd:

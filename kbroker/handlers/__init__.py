@@ -39,6 +39,7 @@ MODULES = (
     "describe_cluster",
     "describe_log_dirs",
     "describe_topic_partitions",
+    "init_producer_id",
 )
 
 

@@ -1,0 +1,145 @@
+"""The idempotent producer: InitProducerId, sequence checks, duplicates answered, restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import KafkaProducer
+
+from kbroker.testing import Broker
+from protocol import records
+from protocol.error_codes import ErrorCode
+from protocol.messages.init_producer_id_request import InitProducerIdRequest
+from protocol.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
+from tests.kbroker.cutting_proxy import CuttingProxy
+from tests.kbroker.wire import WireClient
+
+
+def init_producer(client: WireClient) -> int:
+    response = client.call(InitProducerIdRequest(transactional_id=None), 4)
+    assert response.error_code == ErrorCode.NONE and response.producer_epoch == 0
+    producer_id: int = response.producer_id
+    return producer_id
+
+
+def send(client: WireClient, topic: str, pid: int, epoch: int, seq: int, n: int = 2) -> Any:
+    rows: list[records.RecordTuple] = [(None, b"v%d" % (seq + i), [], 0) for i in range(n)]
+    batch = records.build_batch(rows, producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+    request = ProduceRequest(
+        acks=-1,
+        timeout_ms=5000,
+        topic_data=[TopicProduceData(name=topic, partition_data=[PartitionProduceData(0, batch)])],
+    )
+    return client.call(request, 9).responses[0].partition_responses[0]
+
+
+def test_sequence_rules(broker: Broker, new_topic: Callable[..., str]) -> None:
+    topic = new_topic()
+    client = WireClient(broker.bootstrap_servers)
+    pid = init_producer(client)
+    assert init_producer(client) != pid  # every init gets a fresh id
+    first = send(client, topic, pid, 0, 0)
+    second = send(client, topic, pid, 0, 2)
+    assert (first.error_code, first.base_offset, second.base_offset) == (0, 0, 2)
+    retry = send(client, topic, pid, 0, 0)  # a retry of the first batch
+    assert (retry.error_code, retry.base_offset) == (ErrorCode.NONE, 0)
+    gap = send(client, topic, pid, 0, 7)
+    assert gap.error_code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+    new_epoch = send(client, topic, pid, 1, 0)
+    assert (new_epoch.error_code, new_epoch.base_offset) == (ErrorCode.NONE, 4)
+    stale = send(client, topic, pid, 0, 4)
+    assert stale.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    assert send(client, topic, -1, -1, -1).base_offset == 6  # non-idempotent batches pass
+    client.close()
+
+
+def test_transactional_ids_are_not_served_yet(broker: Broker) -> None:
+    client = WireClient(broker.bootstrap_servers)
+    response = client.call(
+        InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=1), 4
+    )
+    client.close()
+    assert response.error_code == ErrorCode.INVALID_REQUEST
+
+
+def test_state_and_ids_survive_a_restart(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    with Broker(data_dir=data) as broker:
+        broker.run(lambda b: b.create_topic("r", 1, {})).result(10)
+        client = WireClient(broker.bootstrap_servers)
+        pid = init_producer(client)
+        assert send(client, "r", pid, 0, 0).base_offset == 0
+        client.close()
+    with Broker(data_dir=data) as broker:
+        client = WireClient(broker.bootstrap_servers)
+        retry = send(client, "r", pid, 0, 0)  # state rebuilt from the log's batch headers
+        assert (retry.error_code, retry.base_offset) == (ErrorCode.NONE, 0)
+        assert send(client, "r", pid, 0, 2).base_offset == 2
+        assert init_producer(client) > pid  # ids are never reissued
+        client.close()
+
+
+def read_values(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "r", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + 60
+    while len(values) < count and time.monotonic() < deadline:
+        for m in consumer.consume(1000, 0.5):
+            value = m.value()
+            assert m.error() is None and value is not None
+            values.append(value)
+    # anything beyond `count` would be a duplicate: give it a moment to show up
+    values += [v for m in consumer.consume(1000, 0.5) if (v := m.value()) is not None]
+    consumer.close()
+    return values
+
+
+@pytest.mark.clients
+def test_dropped_responses_do_not_duplicate_confluent(tmp_path: Path) -> None:
+    proxy = CuttingProxy(cut_every=7)
+    overrides = {"advertised.listeners": f"PLAINTEXT://localhost:{proxy.port}"}
+    with Broker(overrides) as broker:
+        proxy.start(("127.0.0.1", broker.port))
+        broker.run(lambda b: b.create_topic("exactly", 1, {})).result(10)
+        producer = Producer(
+            {
+                "bootstrap.servers": f"localhost:{proxy.port}",
+                "enable.idempotence": True,
+                "linger.ms": 2,
+                "batch.num.messages": 200,
+            }
+        )
+        n = 20_000
+        for i in range(n):
+            producer.produce("exactly", value=b"%d" % i)
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        values = read_values(broker.bootstrap_servers, "exactly", n)
+        proxy.close()
+    assert proxy.cuts >= 3, "the proxy never cut a produce: the test proves nothing"
+    assert values == [b"%d" % i for i in range(n)]
+
+
+@pytest.mark.clients
+def test_kafka_python_default_producer_is_idempotent(
+    broker: Broker, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers)  # idempotent by default
+    futures = [producer.send(topic, b"%d" % i) for i in range(5000)]
+    producer.flush(30)
+    assert [f.get(10).offset for f in futures] == list(range(5000))
+    producer.close()
+    assert read_values(broker.bootstrap_servers, topic, 5000) == [b"%d" % i for i in range(5000)]
