@@ -173,6 +173,11 @@ class Broker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for partition in self.partitions.values():
+            try:
+                partition.write_producer_snapshot()
+            except Exception:  # the log replay at the next start covers it
+                log.exception("%s: producer snapshot not written", partition)
         self.logs.close()
         log.info("shut down cleanly")
 

@@ -12,14 +12,26 @@ partition (DESIGN.md "Fetch": long-poll on min_bytes/max_wait).
 from __future__ import annotations
 
 import asyncio
+import glob
+import logging
+import os
 from typing import NamedTuple
 
 from protocol import records
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.records import TimestampType
 from storage.log import Log
-from storage.producer_state import DuplicateBatch, ProducerStateManager
+from storage.producer_state import (
+    SNAPSHOT_SUFFIX,
+    CorruptSnapshotError,
+    DuplicateBatch,
+    ProducerStateManager,
+    offset_from_snapshot_file_name,
+    snapshot_file_name,
+)
 from storage.types import FetchDataInfo
+
+log = logging.getLogger("kbroker.partition")
 
 SINGLE_NODE_LEADER_EPOCH = 0
 
@@ -46,11 +58,43 @@ class Partition:
         self.producers = ProducerStateManager()
         self._load_producer_state()
 
+    def _snapshots(self) -> list[tuple[int, str]]:
+        found = []
+        for path in glob.glob(os.path.join(self.log.dir, "*" + SNAPSHOT_SUFFIX)):
+            try:
+                found.append((offset_from_snapshot_file_name(path), path))
+            except CorruptSnapshotError:
+                continue
+        return sorted(found)
+
     def _load_producer_state(self) -> None:
-        """Rebuild idempotent-producer state from the batch headers in the log (61 bytes each)."""
-        for header in self.log.batch_headers(self.log.log_start_offset):
+        """Idempotent-producer state: the newest snapshot at or below the log end offset (written
+        at the last clean shutdown), then the batch headers after it (61 bytes read per batch).
+        A snapshot past the log end (the tail was lost) or unreadable is ignored."""
+        start = self.log.log_start_offset
+        for offset, path in reversed(self._snapshots()):
+            if offset > self.log.log_end_offset:
+                continue
+            try:
+                self.producers, covered = ProducerStateManager.read_snapshot(path)
+            except (CorruptSnapshotError, OSError) as exc:
+                log.warning("%s: ignoring producer snapshot %s: %s", self, path, exc)
+                continue
+            start = max(start, covered)
+            break
+        for header in self.log.batch_headers(start):
             self.producers.load_batch(header)
         self.producers.update_map_end_offset(self.log.log_end_offset)
+
+    def write_producer_snapshot(self) -> None:
+        """At clean shutdown: snapshot the producer state at the log end, drop older ones."""
+        end = self.log.log_end_offset
+        if end == 0:
+            return
+        self.producers.write_snapshot(os.path.join(self.log.dir, snapshot_file_name(end)), end)
+        for offset, path in self._snapshots():
+            if offset != end:
+                os.unlink(path)
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index})"

@@ -143,3 +143,24 @@ def test_kafka_python_default_producer_is_idempotent(
     assert [f.get(10).offset for f in futures] == list(range(5000))
     producer.close()
     assert read_values(broker.bootstrap_servers, topic, 5000) == [b"%d" % i for i in range(5000)]
+
+
+def test_producer_snapshot_at_clean_shutdown_and_corrupt_fallback(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Broker(data_dir=str(data)) as broker:
+        broker.run(lambda b: b.create_topic("s", 1, {})).result(10)
+        client = WireClient(broker.bootstrap_servers)
+        pid = init_producer(client)
+        for seq in range(0, 10, 2):
+            send(client, "s", pid, 0, seq)
+        client.close()
+    (snapshot,) = (data / "s-0").glob("*.snapshot")
+    assert snapshot.name == f"{10:020d}.snapshot"
+    for corrupt in (False, True):
+        if corrupt:
+            snapshot.write_bytes(b"garbage")  # unreadable: the log is replayed instead
+        with Broker(data_dir=str(data)) as broker:
+            client = WireClient(broker.bootstrap_servers)
+            retry = send(client, "s", pid, 0, 8)  # the last batch, retried
+            assert (retry.error_code, retry.base_offset) == (ErrorCode.NONE, 8)
+            client.close()
