@@ -10,9 +10,10 @@ Settings come from, lowest precedence first: built-in defaults, the properties f
 stdout is one `host:port` line once the broker serves, so that test suites in any language can
 start `kbroker --ephemeral --port 0 --print-bootstrap` and read its address. Logs go to stderr.
 
-Exit status: what the server returns (0 after a clean shutdown), 2 for a configuration or
-usage error (with a one-line message on stderr saying what to fix), 130 after Ctrl-C and 143
-after SIGTERM.
+Exit status: what the server returns: 0 after a clean shutdown, which is what SIGTERM and SIGINT
+cause while it serves; 2 for a configuration or usage error (with a one-line message on stderr
+saying what to fix); 130 after Ctrl-C and 143 after SIGTERM only if they arrive before the
+server has taken over the signals (during start-up).
 """
 
 from __future__ import annotations

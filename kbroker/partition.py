@@ -87,13 +87,17 @@ class Partition:
         self.producers.update_map_end_offset(self.log.log_end_offset)
 
     def write_producer_snapshot(self) -> None:
-        """At clean shutdown: snapshot the producer state at the log end, drop older ones."""
+        """At clean shutdown: snapshot the producer state at the log end, drop older ones.
+
+        A partition no idempotent producer wrote to gets no snapshot (it would cost two fsyncs
+        per partition at shutdown for nothing); its start-up reads the batch headers instead.
+        """
         end = self.log.log_end_offset
-        if end == 0:
-            return
-        self.producers.write_snapshot(os.path.join(self.log.dir, snapshot_file_name(end)), end)
+        keep = end if end > 0 and self.producers.producer_id_count > 0 else None
+        if keep is not None:
+            self.producers.write_snapshot(os.path.join(self.log.dir, snapshot_file_name(end)), end)
         for offset, path in self._snapshots():
-            if offset != end:
+            if offset != keep:
                 os.unlink(path)
 
     def __repr__(self) -> str:

@@ -614,12 +614,17 @@ class Log:
     # --- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Clean close: seal indexes, flush everything, write the epoch checkpoint."""
+        """Clean close: seal indexes, flush everything, write the epoch checkpoint if needed.
+
+        The checkpoint is rewritten only when it changed or is missing, and the directory is
+        fsynced only if files were created or renamed since the last flush: a broker with
+        thousands of idle partitions must not pay fsyncs for each at shutdown.
+        """
         if self._offline is None:
-            self.epochs.dirty = True
+            if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
+                self.epochs.dirty = True
             for segment in self.segments:
                 segment.close()
-            self._dir_dirty = True
             self.flush()
         self.close_handlers()
 

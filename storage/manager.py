@@ -97,6 +97,7 @@ class LogManager:
         self.broker_epoch = broker_epoch
         self._logs: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, str] = {}
+        self._dir_counts = dict.fromkeys(self.log_dirs, 0)  # partitions per log dir
         self._closed = False
 
     # --- start-up -------------------------------------------------------------------------
@@ -152,7 +153,7 @@ class LogManager:
             had_clean_shutdown=clean, committer=self.committer, clock=self.clock,
         )  # fmt: skip
         self._logs[tp] = log
-        self._dir_of[tp] = log_dir
+        self._place(tp, log_dir)
 
     # --- logs -----------------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class LogManager:
         tp = (topic, partition)
         log = self._logs.get(tp)
         if log is None:
-            log_dir = min(self.log_dirs, key=self._partition_count)
+            log_dir = self._least_loaded_dir()
             path = os.path.join(log_dir, partition_dir_name(topic, partition))
             log = load_log(
                 path, topic, partition, config or self.default_config,
@@ -184,15 +185,20 @@ class LogManager:
             )  # fmt: skip
             log.parent_dir_dirty = True
             self._logs[tp] = log
-            self._dir_of[tp] = log_dir
+            self._place(tp, log_dir)
         elif config is not None:
             log.update_config(config)
         if topic_id is not None and log.topic_id != topic_id:
             self._record_topic_id(log, topic_id)
         return log
 
-    def _partition_count(self, log_dir: str) -> int:
-        return sum(1 for d in self._dir_of.values() if d == log_dir)
+    def _least_loaded_dir(self) -> str:
+        """The log dir holding the fewest partitions."""
+        return min(self.log_dirs, key=self._dir_counts.__getitem__)
+
+    def _place(self, tp: TopicPartition, log_dir: str) -> None:
+        self._dir_of[tp] = log_dir
+        self._dir_counts[log_dir] = self._dir_counts.get(log_dir, 0) + 1
 
     def _record_topic_id(self, log: Log, topic_id: uuid.UUID) -> None:
         if log.topic_id is not None:
@@ -208,6 +214,7 @@ class LogManager:
         if log is None:
             return False
         log_dir = self._dir_of.pop(tp)
+        self._dir_counts[log_dir] -= 1
         log.close_handlers()
         doomed = os.path.join(
             log_dir, f"{partition_dir_name(topic, partition)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
