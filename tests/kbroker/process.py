@@ -49,6 +49,13 @@ class BrokerProcess:
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
 
+    def ensure_stopped(self) -> None:
+        """Kill the process if it is still running (test clean-up after a failure)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(START_TIMEOUT_S)
+        self._close_pipe()
+
     def log_text(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()

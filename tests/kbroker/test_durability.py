@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,20 @@ def read_all(bootstrap: str, topic: str) -> dict[tuple[int, int], bytes]:
     return found
 
 
-def test_kill_9_loses_no_acknowledged_record(tmp_path: Path) -> None:
+@pytest.fixture
+def processes() -> Iterator[list[BrokerProcess]]:
+    """Broker processes of a test, killed at the end whatever happened."""
+    started: list[BrokerProcess] = []
+    yield started
+    for process in started:
+        process.ensure_stopped()
+
+
+def test_kill_9_loses_no_acknowledged_record(
+    tmp_path: Path, processes: list[BrokerProcess]
+) -> None:
     broker = BrokerProcess(str(tmp_path / "data"))
+    processes.append(broker)
     bootstrap = broker.start()
     admin = AdminClient({"bootstrap.servers": bootstrap})
     topic_config = {"kbroker.flush.before.ack": "true", "internal.segment.bytes": "65536"}
@@ -86,6 +99,7 @@ def test_kill_9_loses_no_acknowledged_record(tmp_path: Path) -> None:
     assert len(acked) >= 5000, "the storm did not get going"
 
     restarted = BrokerProcess(str(tmp_path / "data"))
+    processes.append(restarted)
     bootstrap = restarted.start()
     try:
         found = read_all(bootstrap, "durable")
