@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from protocol import records
 from protocol.error_codes import ErrorCode, KafkaError
-from protocol.records import TimestampType
+from protocol.records import BatchHeader, TimestampType
 from storage.log import Log
 from storage.producer_state import (
     SNAPSHOT_SUFFIX,
@@ -103,6 +103,15 @@ class Partition:
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index})"
 
+    def check_leader_epoch(self, current_leader_epoch: int) -> None:
+        """KIP-320 fencing: a client that knows another leader epoch than ours is told which
+        way it is off (Fetch, ListOffsets and OffsetForLeaderEpoch carry the epoch)."""
+        if current_leader_epoch in (-1, self.leader_epoch):
+            return
+        if current_leader_epoch < self.leader_epoch:
+            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
+        raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
+
     def become_leader(self) -> None:
         """Take leadership with this broker as the whole ISR (single node).
 
@@ -131,10 +140,14 @@ class Partition:
 
     # ------------------------------------------------------------------ produce
 
-    def validate(self, data: memoryview, now_ms: int, one_batch: bool) -> None:
-        """Check every batch header without decompressing; raises KafkaError per Kafka's codes."""
+    def validate(self, data: memoryview, now_ms: int, one_batch: bool) -> list[BatchHeader]:
+        """Check every batch header without decompressing; raises KafkaError per Kafka's codes.
+
+        Returns the headers, in order, so that nothing parses them again.
+        """
         config = self.log.config
-        pos, count = 0, 0
+        pos = 0
+        headers: list[BatchHeader] = []
         while pos < len(data):
             try:
                 header = records.validate_batch(data, pos, from_client=True)
@@ -151,11 +164,12 @@ class Partition:
             if not config.log_append_time and header.timestamp_type == TimestampType.CREATE_TIME:
                 self._check_timestamps(header.max_timestamp, now_ms)
             pos += header.size
-            count += 1
-        if count == 0:
+            headers.append(header)
+        if not headers:
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no record batch in the request")
-        if one_batch and count > 1:
+        if one_batch and len(headers) > 1:
             raise KafkaError(ErrorCode.INVALID_RECORD, "Produce v3+ takes one batch per partition")
+        return headers
 
     def _check_timestamps(self, timestamp: int, now_ms: int) -> None:
         config = self.log.config
@@ -179,23 +193,21 @@ class Partition:
         an exact retry of one of its last five batches is answered with the original offsets
         and not appended again; a gap or a stale epoch is an error for this partition.
         """
-        self.validate(data, now_ms, one_batch)
+        headers = self.validate(data, now_ms, one_batch)
         if one_batch:
-            header = records.read_batch_header(data, 0)
             try:
-                self.producers.check(header, now_ms)
+                self.producers.check(headers[0], now_ms)
             except DuplicateBatch as dup:
                 return AppendResult(dup.first_offset, dup.last_offset, dup.log_append_time_ms, True)
-        compression = self.log.config.compression_type
-        if compression not in ("producer", "uncompressed", "none"):
-            data = memoryview(self._recompress(data, compression))
-        elif compression in ("uncompressed", "none"):
-            data = memoryview(self._recompress(data, "none"))
+        codec = self.log.config.compression_type
+        if codec != "producer":
+            data = memoryview(self._recompress(data, codec))
         info = self.log.append_as_leader(data, self.leader_epoch, now_ms)
-        for _, stamped in records.iter_batch_headers(data):  # offsets are assigned now
-            self.producers.on_append(
-                stamped, stamped.base_offset, stamped.last_offset, info.log_append_time_ms, now_ms
-            )
+        offset = info.first_offset  # the log numbers the batches contiguously, in order
+        for header in headers:
+            last = offset + header.last_offset_delta
+            self.producers.on_append(header, offset, last, info.log_append_time_ms, now_ms)
+            offset = last + 1
         self.log.update_high_watermark(self.log.log_end_offset)
         self.wake_fetchers()
         return AppendResult(info.first_offset, info.last_offset, info.log_append_time_ms)
@@ -204,7 +216,7 @@ class Partition:
     def _recompress(data: memoryview, codec_name: str) -> bytearray:
         """compression.type other than `producer`: re-encode each batch (off the common path)."""
         codec = {
-            "none": records.Compression.NONE,
+            "uncompressed": records.Compression.NONE,
             "gzip": records.Compression.GZIP,
             "snappy": records.Compression.SNAPPY,
             "lz4": records.Compression.LZ4,

@@ -19,7 +19,7 @@ from kbroker.fetch_session import FetchContext, PartitionState, TopicPartition
 from kbroker.handlers import handles
 from protocol._codec import FileRegion
 from protocol.api_keys import ApiKey
-from protocol.error_codes import ErrorCode, KafkaError
+from protocol.error_codes import KafkaError
 from protocol.messages.fetch_request import FetchRequest
 from protocol.messages.fetch_response import (
     FetchableTopicResponse,
@@ -67,7 +67,7 @@ class _Read:
             out.last_stable_offset = partition.last_stable_offset
             out.log_start_offset = partition.log_start_offset
             out.aborted_transactions = [] if self.committed else None
-            self._check_epoch(partition, state.current_leader_epoch)
+            partition.check_leader_epoch(state.current_leader_epoch)
             limit = min(state.max_bytes, max(self.budget, 0))
             info = partition.read(state.fetch_offset, limit, self.committed, self.total == 0)
         except KafkaError as exc:
@@ -95,14 +95,6 @@ class _Read:
                 lso,
                 log_start,
             )
-
-    @staticmethod
-    def _check_epoch(partition: Partition, current_leader_epoch: int) -> None:
-        if current_leader_epoch in (-1, partition.leader_epoch):
-            return
-        if current_leader_epoch < partition.leader_epoch:
-            raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
-        raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
 
 
 def _context(ctx: RequestContext, request: FetchRequest) -> FetchContext:

@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -3, -4, -5
 
 
-def check_leader_epoch(partition: Partition, current_leader_epoch: int) -> None:
-    """KIP-320 fencing: a client that knows a different leader epoch than ours is told so."""
-    if current_leader_epoch in (-1, partition.leader_epoch):
-        return
-    if current_leader_epoch < partition.leader_epoch:
-        raise KafkaError(ErrorCode.FENCED_LEADER_EPOCH)
-    raise KafkaError(ErrorCode.UNKNOWN_LEADER_EPOCH)
-
-
 def _lookup(partition: Partition, timestamp: int, committed: bool) -> tuple[int, int, int]:
     """(timestamp, offset, leader epoch) for one request timestamp."""
     epoch = partition.leader_epoch
@@ -63,7 +54,7 @@ def _partition(
 ) -> ListOffsetsPartitionResponse:
     try:
         partition = ctx.broker.partition(topic, p.partition_index)
-        check_leader_epoch(partition, p.current_leader_epoch)
+        partition.check_leader_epoch(p.current_leader_epoch)
         timestamp, offset, epoch = _lookup(partition, p.timestamp, committed)
     except KafkaError as exc:
         return ListOffsetsPartitionResponse(partition_index=p.partition_index, error_code=exc.code)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kbroker.handlers import handles
-from kbroker.handlers.list_offsets import check_leader_epoch
 from protocol.api_keys import ApiKey
 from protocol.error_codes import KafkaError
 from protocol.messages.offset_for_leader_epoch_request import (
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 def _partition(ctx: RequestContext, topic: str, p: OffsetForLeaderPartition) -> EpochEndOffset:
     try:
         partition = ctx.broker.partition(topic, p.partition)
-        check_leader_epoch(partition, p.current_leader_epoch)
+        partition.check_leader_epoch(p.current_leader_epoch)
         epoch, end_offset = partition.log.end_offset_for_epoch(p.leader_epoch)
     except KafkaError as exc:
         return EpochEndOffset(error_code=exc.code, partition=p.partition)
