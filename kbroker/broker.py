@@ -33,6 +33,7 @@ from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.frames import decode_request_header, encode_response
 from storage.config import LogConfig
+from storage.fs import OS_FS
 from storage.manager import LogManager
 
 log = logging.getLogger("kbroker")
@@ -111,11 +112,8 @@ class Broker:
                 "cluster.id": new_cluster_id(),
                 "directory.id": str(uuid.uuid4()),
             }
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
-                f.write("".join(f"{k}={v}\n" for k, v in props.items()))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(path + ".tmp", path)
+            text = "".join(f"{k}={v}\n" for k, v in props.items())
+            OS_FS.write_atomically(path, text.encode("utf-8"))
         return props["cluster.id"]
 
     def load_partitions(self) -> None:

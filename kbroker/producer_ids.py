@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 
+from storage.fs import OS_FS
+
 FILE_NAME = "kbroker-producer-ids.json"
 BLOCK_SIZE = 1000
 VERSION = 1
@@ -35,12 +37,8 @@ class ProducerIdManager:
         return end
 
     def _persist(self, block_end: int) -> None:
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"version": VERSION, "block_end": block_end}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        data = json.dumps({"version": VERSION, "block_end": block_end}).encode("utf-8")
+        OS_FS.write_atomically(self.path, data)
 
     def next_id(self) -> int:
         if self._next >= self._block_end:

@@ -3,8 +3,8 @@
 File format (`kbroker-topics.json` in the first log dir, version 1):
     {"version": 1, "topics": {"<name>": {"id": "<uuid>", "partitions": N,
                                           "configs": {"retention.ms": "1000", ...}}}}
-Written to a temporary file, fsynced and renamed over the old one (then the directory is
-fsynced), so a crash leaves either the old or the new file, never a torn one. Only the event loop
+Written with storage's `write_atomically` (temporary file, fsync, rename, directory fsync), so
+a crash leaves either the old or the new file, never a torn one. Only the event loop
 calls it. This is the embedded default; the ZooKeeper-backed cluster keeps the same facts in
 znodes (/brokers/topics/<t>, /config/topics/<t>).
 """
@@ -16,6 +16,8 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
+
+from storage.fs import OS_FS
 
 FILE_NAME = "kbroker-topics.json"
 VERSION = 1
@@ -68,17 +70,8 @@ class TopicStore:
                 for t in self.topics.values()
             },
         }
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        text = json.dumps(data, indent=1, sort_keys=True)
+        OS_FS.write_atomically(self.path, text.encode("utf-8"))
 
     def add(self, name: str, partitions: int, configs: dict[str, str]) -> TopicInfo:
         info = TopicInfo(name, new_topic_id(), partitions, dict(configs))
