@@ -415,7 +415,14 @@ def test_incremental_alter_configs_errors(kb: Broker, client: WireClient) -> Non
     assert twice.error_code == ErrorCode.INVALID_REQUEST
     missing = edit(client, 1, TOPIC, "no-such-topic", ("retention.ms", SET, "1"))
     assert missing.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    assert edit(client, 1, BROKER_LOGGER, "0").error_code == ErrorCode.INVALID_REQUEST
+    same = iac.AlterConfigsResource(TOPIC, topic, [iac.AlterableConfig("retention.ms", SET, "1")])
+    response = client.call(iac.IncrementalAlterConfigsRequest(resources=[same, same]), 1)
+    assert [r.error_code for r in response.responses] == [ErrorCode.INVALID_REQUEST] * 2
     assert overrides(kb, topic) == {}
+    assert edit(client, 1, TOPIC, topic, ("retention.ms", SET, "7")).error_code == ErrorCode.NONE
+    deleted = edit(client, 1, TOPIC, topic, ("retention.ms", DELETE, None))  # null is fine here
+    assert deleted.error_code == ErrorCode.NONE and overrides(kb, topic) == {}
 
 
 def test_incremental_alter_broker_configs(kb: Broker, client: WireClient) -> None:
