@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kbroker import topics_naming
 from kbroker.broker import log_config
@@ -149,6 +150,66 @@ def existing_topic(broker: Broker, name: str) -> TopicInfo:
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist on this broker."
         )
     return info
+
+
+class ConfigResourceRequest(Protocol):
+    """A resource of an AlterConfigs or IncrementalAlterConfigs request."""
+
+    @property
+    def resource_type(self) -> int: ...
+
+    @property
+    def resource_name(self) -> str: ...
+
+
+class ConfigResourceResult(Protocol):
+    error_code: int
+    error_message: str | None
+
+
+Req = TypeVar("Req", bound=ConfigResourceRequest)
+Res = TypeVar("Res", bound=ConfigResourceResult)
+
+
+def alter_each(
+    resources: Sequence[Req], alter: Callable[[Req], None], result: Callable[[Req], Res]
+) -> list[Res]:
+    """Kafka's loop over config resources: errors are per resource, and a resource named more
+    than once fails every time it appears (INVALID_REQUEST)."""
+    seen = Counter((r.resource_type, r.resource_name) for r in resources)
+    results = []
+    for resource in resources:
+        out = result(resource)
+        try:
+            if seen[(resource.resource_type, resource.resource_name)] > 1:
+                raise KafkaError(ErrorCode.INVALID_REQUEST, DUPLICATE_RESOURCE)
+            alter(resource)
+        except KafkaError as exc:
+            out.error_code, out.error_message = exc.code, exc.message
+        results.append(out)
+    return results
+
+
+def reject_null_values(names: Sequence[str]) -> None:
+    if names:
+        message = f"Null value not supported for : {', '.join(names)}"
+        raise KafkaError(ErrorCode.INVALID_REQUEST, message)
+
+
+def on_resource_type(
+    broker: Broker,
+    resource: ConfigResourceRequest,
+    topic: Callable[[str], None],
+    broker_level: Callable[[bool], None],
+) -> None:
+    """Run `topic(name)` or `broker_level(per_broker)` for the resource's type."""
+    if resource.resource_type == ConfigResourceType.TOPIC:
+        topic(resource.resource_name)
+    elif resource.resource_type == ConfigResourceType.BROKER:
+        broker_level(is_per_broker(broker, resource.resource_name))
+    else:
+        message = f"Unknown resource type {resource.resource_type}"
+        raise KafkaError(ErrorCode.INVALID_REQUEST, message)
 
 
 def is_per_broker(broker: Broker, name: str) -> bool:

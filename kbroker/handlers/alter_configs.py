@@ -10,20 +10,18 @@ INVALID_REQUEST, as in Kafka; `validate_only` checks without applying.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from kbroker.admin import (
-    DUPLICATE_RESOURCE,
-    ConfigResourceType,
     alter_broker_configs,
+    alter_each,
     alter_topic_configs,
     check_unique,
-    is_per_broker,
+    on_resource_type,
+    reject_null_values,
 )
 from kbroker.handlers import handles
 from protocol.api_keys import ApiKey
-from protocol.error_codes import ErrorCode, KafkaError
 from protocol.messages.alter_configs_request import AlterConfigsRequest, AlterConfigsResource
 from protocol.messages.alter_configs_response import (
     AlterConfigsResourceResponse,
@@ -37,36 +35,27 @@ if TYPE_CHECKING:
 
 def _alter(broker: Broker, resource: AlterConfigsResource, validate_only: bool) -> None:
     check_unique([c.name for c in resource.configs], "config keys")
-    nulls = [c.name for c in resource.configs if c.value is None]
-    if nulls:
-        message = f"Null value not supported for : {', '.join(nulls)}"
-        raise KafkaError(ErrorCode.INVALID_REQUEST, message)
+    reject_null_values([c.name for c in resource.configs if c.value is None])
     configs = {c.name: c.value for c in resource.configs if c.value is not None}
-    name = resource.resource_name
-    if resource.resource_type == ConfigResourceType.TOPIC:
-        alter_topic_configs(broker, name, configs, validate_only)
-    elif resource.resource_type == ConfigResourceType.BROKER:
-        alter_broker_configs(broker, is_per_broker(broker, name), configs, validate_only)
-    else:
-        message = f"Unknown resource type {resource.resource_type}"
-        raise KafkaError(ErrorCode.INVALID_REQUEST, message)
+    on_resource_type(
+        broker,
+        resource,
+        lambda topic: alter_topic_configs(broker, topic, configs, validate_only),
+        lambda per_broker: alter_broker_configs(broker, per_broker, configs, validate_only),
+    )
+
+
+def _result(resource: AlterConfigsResource) -> AlterConfigsResourceResponse:
+    return AlterConfigsResourceResponse(
+        error_message=None,
+        resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+    )
 
 
 @handles(ApiKey.ALTER_CONFIGS, 0, 2)
 async def alter_configs(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
-    seen = Counter((r.resource_type, r.resource_name) for r in request.resources)
-    responses = []
-    for resource in request.resources:
-        result = AlterConfigsResourceResponse(
-            error_message=None,
-            resource_type=resource.resource_type,
-            resource_name=resource.resource_name,
-        )
-        try:
-            if seen[(resource.resource_type, resource.resource_name)] > 1:
-                raise KafkaError(ErrorCode.INVALID_REQUEST, DUPLICATE_RESOURCE)
-            _alter(ctx.broker, resource, request.validate_only)
-        except KafkaError as exc:
-            result.error_code, result.error_message = exc.code, exc.message
-        responses.append(result)
+    responses = alter_each(
+        request.resources, lambda r: _alter(ctx.broker, r, request.validate_only), _result
+    )
     return AlterConfigsResponse(responses=responses)

@@ -10,21 +10,19 @@ a null value for anything but DELETE or an unknown operation is INVALID_REQUEST,
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from kbroker.admin import (
-    DUPLICATE_RESOURCE,
     AlterConfigOp,
-    ConfigResourceType,
+    alter_each,
     check_unique,
     edit_broker_configs,
     edit_topic_configs,
-    is_per_broker,
+    on_resource_type,
+    reject_null_values,
 )
 from kbroker.handlers import handles
 from protocol.api_keys import ApiKey
-from protocol.error_codes import ErrorCode, KafkaError
 from protocol.messages.incremental_alter_configs_request import (
     AlterConfigsResource,
     IncrementalAlterConfigsRequest,
@@ -41,42 +39,35 @@ if TYPE_CHECKING:
 
 def _alter(broker: Broker, resource: AlterConfigsResource, validate_only: bool) -> None:
     check_unique([c.name for c in resource.configs], "config keys")
-    nulls = [
-        c.name
-        for c in resource.configs
-        if c.value is None and c.config_operation != AlterConfigOp.DELETE
-    ]
-    if nulls:
-        message = f"Null value not supported for : {', '.join(nulls)}"
-        raise KafkaError(ErrorCode.INVALID_REQUEST, message)
+    reject_null_values(
+        [
+            c.name
+            for c in resource.configs
+            if c.value is None and c.config_operation != AlterConfigOp.DELETE
+        ]
+    )
     ops = [(c.name, c.config_operation, c.value) for c in resource.configs]
-    name = resource.resource_name
-    if resource.resource_type == ConfigResourceType.TOPIC:
-        edit_topic_configs(broker, name, ops, validate_only)
-    elif resource.resource_type == ConfigResourceType.BROKER:
-        edit_broker_configs(broker, is_per_broker(broker, name), ops, validate_only)
-    else:
-        message = f"Unknown resource type {resource.resource_type}"
-        raise KafkaError(ErrorCode.INVALID_REQUEST, message)
+    on_resource_type(
+        broker,
+        resource,
+        lambda topic: edit_topic_configs(broker, topic, ops, validate_only),
+        lambda per_broker: edit_broker_configs(broker, per_broker, ops, validate_only),
+    )
+
+
+def _result(resource: AlterConfigsResource) -> AlterConfigsResourceResponse:
+    return AlterConfigsResourceResponse(
+        error_message=None,
+        resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+    )
 
 
 @handles(ApiKey.INCREMENTAL_ALTER_CONFIGS, 0, 1)
 async def incremental_alter_configs(
     ctx: RequestContext, request: IncrementalAlterConfigsRequest
 ) -> IncrementalAlterConfigsResponse:
-    seen = Counter((r.resource_type, r.resource_name) for r in request.resources)
-    responses = []
-    for resource in request.resources:
-        result = AlterConfigsResourceResponse(
-            error_message=None,
-            resource_type=resource.resource_type,
-            resource_name=resource.resource_name,
-        )
-        try:
-            if seen[(resource.resource_type, resource.resource_name)] > 1:
-                raise KafkaError(ErrorCode.INVALID_REQUEST, DUPLICATE_RESOURCE)
-            _alter(ctx.broker, resource, request.validate_only)
-        except KafkaError as exc:
-            result.error_code, result.error_message = exc.code, exc.message
-        responses.append(result)
+    responses = alter_each(
+        request.resources, lambda r: _alter(ctx.broker, r, request.validate_only), _result
+    )
     return IncrementalAlterConfigsResponse(responses=responses)
