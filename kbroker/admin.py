@@ -386,8 +386,7 @@ def create_partitions(
     if validate_only:
         return
     broker.topics.set_partitions(name, count)
-    for index in range(current, count):
-        broker.open_partition(info, index)
+    broker.open_partitions(info, range(current, count))
 
 
 def _check_assignments(

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Iterable
 
 from kbroker import topics_naming
 from kbroker.config import BrokerConfig, new_cluster_id
@@ -117,12 +118,11 @@ class Broker:
         return props["cluster.id"]
 
     def load_partitions(self) -> None:
-        configs = {t.name: self.topic_log_config(t) for t in self.topics.topics.values()}
+        resolved = {t.name: self.topic_config(t) for t in self.topics.topics.values()}
         started = time.monotonic()
-        self.logs.startup(configs)
+        self.logs.startup({name: log_config(r) for name, r in resolved.items()})
         for info in self.topics.topics.values():
-            for index in range(info.partitions):
-                self.open_partition(info, index)
+            self.open_partitions(info, range(info.partitions), resolved[info.name])
         log.info(
             "loaded %d topics, %d partitions in %.2f s",
             len(self.topics.topics),
@@ -184,18 +184,19 @@ class Broker:
     def topic_config(self, info: TopicInfo) -> ResolvedTopicConfig:
         return TopicConfigs.resolve(info.configs, self.config)
 
-    def topic_log_config(self, info: TopicInfo) -> LogConfig:
-        return log_config(self.topic_config(info))
-
-    def open_partition(self, info: TopicInfo, index: int) -> Partition:
-        resolved = self.topic_config(info)
-        plog = self.logs.get_or_create_log(info.name, index, log_config(resolved), info.topic_id)
-        partition = Partition(
-            info.name, index, plog, SINGLE_NODE_LEADER_EPOCH, resolved.flush_before_ack
-        )
-        partition.become_leader()
-        self.partitions[(info.name, index)] = partition
-        return partition
+    def open_partitions(
+        self, info: TopicInfo, indexes: Iterable[int], resolved: ResolvedTopicConfig | None = None
+    ) -> None:
+        """Open (creating if needed) and lead partitions of a topic; its config resolved once."""
+        resolved = resolved or self.topic_config(info)
+        config = log_config(resolved)
+        for index in indexes:
+            plog = self.logs.get_or_create_log(info.name, index, config, info.topic_id)
+            partition = Partition(
+                info.name, index, plog, SINGLE_NODE_LEADER_EPOCH, resolved.flush_before_ack
+            )
+            partition.become_leader()
+            self.partitions[(info.name, index)] = partition
 
     def apply_topic_config(self, info: TopicInfo) -> None:
         """Make a topic's (changed) configuration take effect on its open partitions."""
@@ -232,8 +233,7 @@ class Broker:
         if validate_only:
             return None
         info = self.topics.add(name, partitions, configs)
-        for index in range(partitions):
-            self.open_partition(info, index)
+        self.open_partitions(info, range(partitions))
         log.info("created topic %s with %d partitions", name, partitions)
         return info
 
