@@ -8,10 +8,10 @@ import os
 import random
 import struct
 import types
-import warnings
 from collections.abc import Iterator
 
 import cramjam
+import kafka.codec
 import lz4.frame
 import pytest
 import zstandard
@@ -26,11 +26,6 @@ from protocol.compression import (
     xxh32,
 )
 from protocol.errors import ProtocolError
-
-with warnings.catch_warnings():
-    # kafka-python's package import trips a DeprecationWarning (importlib.resources.read_text).
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import kafka.codec
 
 CODECS = [0, 1, 2, 3, 4]
 COMPRESSED = [1, 2, 3, 4]

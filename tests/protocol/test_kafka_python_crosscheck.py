@@ -32,30 +32,25 @@ import pkgutil
 import random
 import sys
 import uuid
-import warnings
 from collections.abc import Iterator
 from functools import cache
 from types import ModuleType
 from typing import Any
 
+# kafka-python 3.0 reads its schemas with importlib.resources.read_text, deprecated in 3.11.
+import kafka.protocol
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kafka.protocol.api_message import ApiMessage as KpMessage
+from kafka.protocol.old import types as old_types
+from kafka.protocol.old.api import Request as OldRequest
+from kafka.protocol.old.api import Response as OldResponse
+from kafka.protocol.schemas.fields.codecs.types import BitField
 
 from protocol._codec import ApiMessage
 from protocol.codegen.schema import Field, Message, load_all
 from protocol.frames import request_class, response_class
-
-# kafka-python 3.0 reads its schemas with importlib.resources.read_text, deprecated in 3.11.
-KP_IMPORT_WARNING = r"(read|open)_text is deprecated"
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", KP_IMPORT_WARNING, DeprecationWarning)
-    import kafka.protocol
-    from kafka.protocol.api_message import ApiMessage as KpMessage
-    from kafka.protocol.old import types as old_types
-    from kafka.protocol.old.api import Request as OldRequest
-    from kafka.protocol.old.api import Response as OldResponse
-    from kafka.protocol.schemas.fields.codecs.types import BitField
 
 KP_RENAMES = {
     "cluster_authorized_operations": "authorized_operations",
@@ -75,9 +70,7 @@ def kp_message_classes() -> list[Any]:
     """Every request and response class kafka-python builds from a JSON schema."""
     for info in pkgutil.walk_packages(kafka.protocol.__path__, "kafka.protocol."):
         if ".old" not in info.name and "generate_stubs" not in info.name:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", KP_IMPORT_WARNING, DeprecationWarning)
-                importlib.import_module(info.name)
+            importlib.import_module(info.name)
     found: dict[str, Any] = {}
     stack = list(KpMessage.__subclasses__())
     while stack:

@@ -6,15 +6,17 @@ import contextlib
 import random
 import struct
 import types
-import warnings
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import cramjam
+import kafka.codec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka.record.legacy_records import LegacyRecordBatchBuilder
+from kafka.record.memory_records import MemoryRecords
 
 from protocol.compression import compress, decompress, xxh32
 from protocol.errors import ProtocolError
@@ -43,13 +45,6 @@ from protocol.records import (
     set_log_append_time,
     validate_batch,
 )
-
-with warnings.catch_warnings():
-    # kafka-python's package import trips a DeprecationWarning (importlib.resources.read_text).
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import kafka.codec
-    from kafka.record.legacy_records import LegacyRecordBatchBuilder
-    from kafka.record.memory_records import MemoryRecords
 
 FAST = settings(max_examples=30, deadline=None, database=None)
 LEGACY_CODECS = [Compression.NONE, Compression.GZIP, Compression.SNAPPY, Compression.LZ4]

@@ -6,15 +6,16 @@ import contextlib
 import random
 import struct
 import types
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import cramjam
 import crc32c
+import kafka.codec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from protocol.errors import ProtocolError
 from protocol.records import (
@@ -41,12 +42,6 @@ from protocol.records import (
     set_partition_leader_epoch,
     validate_batch,
 )
-
-with warnings.catch_warnings():
-    # kafka-python's package import trips a DeprecationWarning (importlib.resources.read_text).
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import kafka.codec
-    from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 FAST = settings(max_examples=30, deadline=None, database=None)
 INT64 = st.integers(-(2**63), 2**63 - 1)
