@@ -192,7 +192,9 @@ class ModuleGen:
             sub = self.fn("d", t, version)
             if n:
                 self.emit(f"{ind}present, {pos} = _c.nullable_struct_marker{at})")
-                self.emit(f"{ind}{target}: {self.py_type(f)} = None")
+                # a tagged field's variable is declared (typed) before the tag loop
+                declare = "" if e.tag is not None else f": {self.py_type(f)}"
+                self.emit(f"{ind}{target}{declare} = None")
                 self.emit(f"{ind}if present:")
                 self.emit(f"{ind}    {target}, {pos} = {sub}{at})")
             else:
