@@ -22,6 +22,7 @@ from kbroker import topics_naming
 from kbroker.config import BrokerConfig, new_cluster_id
 from kbroker.context import RequestContext
 from kbroker.fetch_session import FetchSessionCache
+from kbroker.groups.runtime import GroupCoordinator
 from kbroker.handlers import load
 from kbroker.handlers.api_versions import unsupported_version_response
 from kbroker.network import CloseConnection, Connection, Server
@@ -82,6 +83,7 @@ class Broker:
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.fetch_sessions = FetchSessionCache()
         self.producer_ids = ProducerIdManager(self.log_dirs[0])
+        self.groups = GroupCoordinator(self)
         self.handlers = load()
         max_frame = self.int_config("socket.request.max.bytes")
         self.server = Server(self.dispatch, max_frame, self.int_config("connections.max.idle.ms"))
@@ -132,6 +134,7 @@ class Broker:
 
     async def start(self) -> list[tuple[str, int]]:
         self.load_partitions()
+        self.groups.start()
         bound: list[tuple[str, int]] = []
         listener = self.config.listeners[0]
         addresses = await self.server.listen(listener.bind_hosts(), listener.port)
@@ -167,6 +170,7 @@ class Broker:
         log.info("shutting down: no new connections")
         await self.server.stop_accepting()
         await self.server.close_all()
+        self.groups.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

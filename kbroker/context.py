@@ -25,3 +25,9 @@ class RequestContext:
     @property
     def client_id(self) -> str | None:
         return self.header.client_id
+
+    @property
+    def client_host(self) -> str:
+        """The client's address as Kafka reports it in group descriptions (`/127.0.0.1`)."""
+        host = self.connection.peer.rpartition(":")[0] or self.connection.peer
+        return "/" + host

@@ -40,6 +40,17 @@ MODULES = (
     "describe_log_dirs",
     "describe_topic_partitions",
     "init_producer_id",
+    "find_coordinator",
+    "join_group",
+    "sync_group",
+    "heartbeat",
+    "leave_group",
+    "offset_commit",
+    "offset_fetch",
+    "offset_delete",
+    "describe_groups",
+    "list_groups",
+    "delete_groups",
 )
 
 

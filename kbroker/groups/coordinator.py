@@ -1,0 +1,197 @@
+"""The group coordinator of one `__consumer_offsets` partition: a sans-I/O state machine.
+
+Theory of operation (Kafka's `GroupCoordinatorShard` / `CoordinatorResult`, KIP-848's
+runtime). Every input is a call with the current time (a request, a timer firing, a record
+replayed at load); every output is an `Effects`: records to append to this shard's partition
+of `__consumer_offsets`, replies to send, and callbacks to run once the append is done or has
+failed. Nothing here touches sockets, the clock or the disk, so unit tests drive it with a
+fake clock and plain tokens as reply handles.
+
+State that must survive a restart changes only by replaying records (offset commits and
+deletions, group tombstones), so loading is replay. A classic group's membership changes in
+memory as requests arrive (as in Kafka) and is written as a GroupMetadata record at the end of
+each rebalance; replay restores it only at load (`replay(..., loading=True)`).
+
+Requests that must wait (JoinGroup during a rebalance, a follower's SyncGroup) keep their reply
+handle in the member; the coordinator answers them later, from whichever call completes the
+phase. Timers are keyed (`Timers`): member session expiry, the join and sync phase deadlines,
+and the periodic offset expiry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kbroker.groups import records as rec
+from kbroker.groups.classic import ClassicGroup, GroupState
+from kbroker.groups.records import CoordinatorRecord
+from kbroker.groups.timers import Timers
+from protocol._codec import ApiMessage
+from protocol.error_codes import ErrorCode
+from protocol.messages.offset_commit_value import OffsetCommitValue
+
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class GroupConfig:
+    """The broker settings the coordinator obeys (Kafka's names in `from_properties`)."""
+
+    initial_rebalance_delay_ms: int = 3000
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 1_800_000
+    max_size: int = INT32_MAX
+    new_member_join_timeout_ms: int = 300_000
+    offset_metadata_max_bytes: int = 4096
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    offsets_retention_check_interval_ms: int = 600_000
+
+    @classmethod
+    def from_properties(cls, get: Callable[[str], Any]) -> GroupConfig:
+        return cls(
+            initial_rebalance_delay_ms=get("group.initial.rebalance.delay.ms"),
+            min_session_timeout_ms=get("group.min.session.timeout.ms"),
+            max_session_timeout_ms=get("group.max.session.timeout.ms"),
+            max_size=get("group.max.size"),
+            offset_metadata_max_bytes=get("offset.metadata.max.bytes"),
+            offsets_retention_ms=get("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms=get("offsets.retention.check.interval.ms"),
+        )
+
+
+Reply = object  # an opaque handle: the runtime's future, a test's token
+AppendCallback = Callable[[ErrorCode | None], None]
+
+
+@dataclass(slots=True)
+class Effects:
+    records: list[CoordinatorRecord] = field(default_factory=list)
+    replay: list[bool] = field(default_factory=list)  # per record: apply it when appended
+    replies: list[tuple[Reply, ApiMessage]] = field(default_factory=list)
+    on_appended: list[AppendCallback] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.replies or self.on_appended)
+
+
+class GroupCoordinatorShard:
+    def __init__(self, partition: int, config: GroupConfig) -> None:
+        self.partition = partition
+        self.config = config
+        self.groups: dict[str, ClassicGroup] = {}
+        # group -> (topic, partition) -> the committed value
+        self.offsets: dict[str, dict[tuple[str, int], OffsetCommitValue]] = {}
+        self.timers: Timers[None] = Timers()
+        self.now = 0
+        self._effects: Effects | None = None
+
+    # ------------------------------------------------------------------ effects
+
+    @contextlib.contextmanager
+    def step(self, now_ms: int) -> Iterator[Effects]:
+        """Collect what one input causes. Inputs never nest: one owner, one loop."""
+        if self._effects is not None:
+            raise AssertionError("coordinator steps do not nest")
+        self.now = now_ms
+        self._effects = Effects()
+        try:
+            yield self._effects
+        finally:
+            self._effects = None
+
+    def run(self, now_ms: int, action: Callable[[], None]) -> Effects:
+        with self.step(now_ms) as effects:
+            action()
+        return effects
+
+    def reply(self, to: Reply, message: ApiMessage) -> None:
+        assert self._effects is not None, "reply outside a step"
+        self._effects.replies.append((to, message))
+
+    def write(
+        self,
+        records: list[CoordinatorRecord],
+        replay: bool,
+        on_appended: AppendCallback | None = None,
+    ) -> None:
+        """Records to append; `replay` applies them once appended (offsets), False when the
+        in-memory state already reflects them (classic group metadata)."""
+        assert self._effects is not None, "write outside a step"
+        self._effects.records += records
+        self._effects.replay += [replay] * len(records)
+        if on_appended is not None:
+            self._effects.on_appended.append(on_appended)
+
+    def appended(self, now_ms: int, effects: Effects, error: ErrorCode | None) -> Effects:
+        """The runtime appended `effects.records` (error None) or failed to: apply and follow up."""
+        if error is None:
+            for record, replay in zip(effects.records, effects.replay, strict=True):
+                if replay:
+                    self.replay(record)
+        callbacks = effects.on_appended
+
+        def follow_up() -> None:
+            for callback in callbacks:
+                callback(error)
+
+        return self.run(now_ms, follow_up)
+
+    def tick(self, now_ms: int) -> Effects:
+        """Fire every timer due at `now_ms`."""
+        with self.step(now_ms) as effects:
+            while (action := self.timers.pop_due(now_ms)) is not None:
+                action()
+        return effects
+
+    def next_deadline(self) -> int | None:
+        return self.timers.next_deadline()
+
+    # ------------------------------------------------------------------ replay and load
+
+    def replay(self, record: CoordinatorRecord, loading: bool = False) -> None:
+        if record.type in (rec.OFFSET_COMMIT, rec.LEGACY_OFFSET_COMMIT):
+            key = record.key
+            offsets = self.offsets.setdefault(key.group, {})
+            if record.value is None:
+                offsets.pop((key.topic, key.partition), None)
+                if not offsets:
+                    del self.offsets[key.group]
+            else:
+                offsets[(key.topic, key.partition)] = record.value
+                if key.group not in self.groups:  # a simple consumer's group exists by its offsets
+                    self.groups[key.group] = ClassicGroup(key.group, state_timestamp_ms=self.now)
+        elif record.type == rec.GROUP_METADATA:
+            group_id = record.key.group
+            if record.value is None:
+                group = self.groups.pop(group_id, None)
+                if group is not None:
+                    group.state = GroupState.DEAD
+            elif loading:
+                self.groups[group_id] = ClassicGroup.from_record_value(group_id, record.value)
+
+    # ------------------------------------------------------------------ groups
+
+    def group_or_none(self, group_id: str) -> ClassicGroup | None:
+        group = self.groups.get(group_id)
+        return None if group is None or group.state == GroupState.DEAD else group
+
+    def get_or_create_group(self, group_id: str) -> ClassicGroup:
+        group = self.group_or_none(group_id)
+        if group is None:
+            group = ClassicGroup(group_id, state_timestamp_ms=self.now)
+            self.groups[group_id] = group
+        return group
+
+    def delete_group(self, group: ClassicGroup) -> None:
+        """Tombstones for the group and all its offsets (DeleteGroups, expiry of an empty group)."""
+        tombstones = [
+            rec.offset_commit(group.group_id, topic, partition, None)
+            for topic, partition in self.offsets.get(group.group_id, {})
+        ]
+        tombstones.append(rec.group_metadata(group.group_id, None))
+        group.transition(GroupState.DEAD, self.now)
+        self.groups.pop(group.group_id, None)
+        self.write(tombstones, replay=True)

@@ -1,0 +1,216 @@
+"""The group coordinator's I/O shell: routes groups to shards, appends their records, fires
+their timers, and loads them from `__consumer_offsets` at start-up.
+
+The coordinator of a group is the leader of partition `abs(java_hash(group)) % N` of
+`__consumer_offsets` (N = `offsets.topic.num.partitions`, 50), exactly as in Kafka, so that a
+replicated cluster later moves group state with its partition and nothing else. On a single
+node every partition is local: one `GroupCoordinatorShard` per partition, created with the
+topic on first use (FindCoordinator or any group request), loaded by replaying the partition's
+records when the broker starts.
+
+Appends go through `Partition.append` like any produce (validated, indexed, acks=all complete
+at once on a single node), so a commit that was answered is in the log (in the page cache; a
+kill -9 of the broker loses nothing, a power cut may lose what was not yet flushed, as in
+Kafka; `kbroker.flush.before.ack=true` on `__consumer_offsets` is not honoured here yet).
+Everything runs on the broker's event loop (one owner); the only waiting is for parked
+requests, whose reply futures the shard completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from kbroker.groups import classic_ops, offsets
+from kbroker.groups import records as rec
+from kbroker.groups.coordinator import Effects, GroupConfig, GroupCoordinatorShard, Reply
+from protocol import records
+from protocol._codec import ApiMessage
+from protocol.error_codes import ErrorCode, KafkaError
+
+if TYPE_CHECKING:
+    from kbroker.broker import Broker
+
+log = logging.getLogger("kbroker.groups")
+
+GROUP_METADATA_TOPIC = "__consumer_offsets"
+LOAD_READ_BYTES = 5 * 1024 * 1024
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def java_string_hash(s: str) -> int:
+    """Java's String.hashCode (over UTF-16 code units, 32-bit wrap-around)."""
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(group_id: str, partitions: int) -> int:
+    h = java_string_hash(group_id)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions  # Kafka's Utils.abs
+
+
+Op = Callable[[GroupCoordinatorShard, Reply], None]
+T = TypeVar("T")
+
+
+class GroupCoordinator:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.config = GroupConfig.from_properties(broker.config.get)
+        self.num_partitions = broker.int_config("offsets.topic.num.partitions")
+        self.shards: dict[int, GroupCoordinatorShard] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+
+    # ------------------------------------------------------------------ topic and loading
+
+    def start(self) -> None:
+        """Load the groups of an existing `__consumer_offsets` (the broker just opened it)."""
+        info = self.broker.topics.topics.get(GROUP_METADATA_TOPIC)
+        if info is None:
+            return
+        self.num_partitions = info.partitions  # fixed once the topic exists, as in Kafka
+        started = time.monotonic()
+        count = 0
+        for index in range(info.partitions):
+            count += self._load(index)
+        groups = sum(len(s.groups) for s in self.shards.values())
+        log.info(
+            "loaded %d groups from %d records of %s in %.2f s",
+            groups,
+            count,
+            GROUP_METADATA_TOPIC,
+            time.monotonic() - started,
+        )
+
+    def _load(self, index: int) -> int:
+        shard = GroupCoordinatorShard(index, self.config)
+        shard.now = now_ms()
+        partition = self.broker.partition(GROUP_METADATA_TOPIC, index)
+        plog = partition.log
+        offset, end, count = plog.log_start_offset, partition.high_watermark, 0
+        while offset < end:
+            data = plog.read(offset, LOAD_READ_BYTES, end, min_one_message=True).read_bytes()
+            if not data:
+                break
+            for pos, header in records.iter_batch_headers(data):
+                offset = header.next_offset
+                if header.is_control:
+                    continue
+                for record in records.decode_batch(data, pos)[1]:
+                    if record.key is None:
+                        continue
+                    try:
+                        shard.replay(rec.decode(record.key, record.value), loading=True)
+                    except rec.UnknownRecordType:
+                        continue
+                    count += 1
+        self.shards[index] = shard
+        self._apply(shard, shard.run(now_ms(), lambda: self._after_load(shard)))
+        return count
+
+    @staticmethod
+    def _after_load(shard: GroupCoordinatorShard) -> None:
+        classic_ops.restart_sessions(shard)
+        offsets.schedule_expiry(shard)
+
+    def ensure_topic(self) -> None:
+        """Create `__consumer_offsets` on first use (compacted, as Kafka creates it)."""
+        if GROUP_METADATA_TOPIC in self.broker.topics.topics:
+            return
+        segment_bytes = self.broker.int_config("offsets.topic.segment.bytes")
+        configs = {
+            "cleanup.policy": "compact",
+            "compression.type": "producer",
+            "segment.bytes": str(segment_bytes),
+        }
+        self.broker.create_topic(GROUP_METADATA_TOPIC, self.num_partitions, configs)
+        for index in range(self.num_partitions):
+            self._load(index)
+
+    def shard_for(self, group_id: str) -> GroupCoordinatorShard:
+        self.ensure_topic()
+        return self.shards[partition_for(group_id, self.num_partitions)]
+
+    # ------------------------------------------------------------------ requests
+
+    async def call(self, group_id: str, op: Op) -> ApiMessage:
+        """Run `op` on the group's shard and wait for the reply it (or a later event) sends."""
+        shard = self.shard_for(group_id)
+        reply: asyncio.Future[ApiMessage] = asyncio.get_running_loop().create_future()
+        self._apply(shard, shard.run(now_ms(), lambda: op(shard, reply)))
+        return await reply
+
+    def run(self, group_id: str, op: Callable[[GroupCoordinatorShard], T]) -> T:
+        """Run `op` on the group's shard and return its result (reads, admin, commits whose
+        answer comes through a callback)."""
+        shard = self.shard_for(group_id)
+        out: list[T] = []
+        self._apply(shard, shard.run(now_ms(), lambda: out.append(op(shard))))
+        return out[0]
+
+    def all_shards(self) -> list[GroupCoordinatorShard]:
+        return list(self.shards.values())
+
+    # ------------------------------------------------------------------ effects
+
+    def _apply(self, shard: GroupCoordinatorShard, effects: Effects) -> None:
+        pending: Effects | None = effects
+        while pending:
+            current, pending = pending, None
+            if current.records or current.on_appended:
+                error = self._append(shard.partition, current) if current.records else None
+                pending = shard.appended(now_ms(), current, error)
+            for reply, message in current.replies:
+                if isinstance(reply, asyncio.Future) and not reply.done():
+                    reply.set_result(message)  # a cancelled one: its client went away
+        self._arm_timer()
+
+    def _append(self, index: int, effects: Effects) -> ErrorCode | None:
+        now = now_ms()
+        batch = records.build_batch([(*r.encode(), (), now) for r in effects.records])
+        try:
+            partition = self.broker.partition(GROUP_METADATA_TOPIC, index)
+            partition.append(memoryview(bytearray(batch)), now)
+        except KafkaError as exc:
+            log.warning("%s-%d: append failed: %s", GROUP_METADATA_TOPIC, index, exc)
+            return ErrorCode(exc.code)
+        return None
+
+    # ------------------------------------------------------------------ timers
+
+    def _arm_timer(self) -> None:
+        deadlines = [d for s in self.shards.values() if (d := s.next_deadline()) is not None]
+        if not deadlines:
+            return
+        deadline = min(deadlines)
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(deadline - now_ms(), 0) / 1000
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        now = now_ms()
+        for shard in self.shards.values():
+            deadline = shard.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._apply(shard, shard.tick(now))
+        self._arm_timer()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_at = None

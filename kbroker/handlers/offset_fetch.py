@@ -1,0 +1,98 @@
+"""OffsetFetch (key 9), v1-9: a group's committed offsets.
+
+A partition with no committed offset answers -1 with empty metadata (no error); a null topic
+list (v2+) means every partition the group committed. v8+ asks for several groups at once
+(KIP-709); v7's `require_stable` matters only with transactions, which kbroker does not serve
+yet, so no offset is ever pending. Not v10 (topics by id).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kbroker.groups import offsets
+from kbroker.handlers import handles
+from protocol.api_keys import ApiKey
+from protocol.error_codes import ErrorCode
+from protocol.messages.offset_commit_value import OffsetCommitValue
+from protocol.messages.offset_fetch_request import OffsetFetchRequest
+from protocol.messages.offset_fetch_response import (
+    OffsetFetchResponse,
+    OffsetFetchResponseGroup,
+    OffsetFetchResponsePartition,
+    OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+)
+
+if TYPE_CHECKING:
+    from kbroker.context import RequestContext
+
+Found = list[tuple[str, int, OffsetCommitValue | None]]
+
+
+def _fetch(ctx: RequestContext, group_id: str, wanted: list[tuple[str, int]] | None) -> Found:
+    return ctx.broker.groups.run(
+        group_id, lambda shard: offsets.fetch_offsets(shard, group_id, wanted)
+    )
+
+
+def _by_topic(found: Found) -> dict[str, list[OffsetFetchResponsePartitions]]:
+    topics: dict[str, list[OffsetFetchResponsePartitions]] = {}
+    for topic, partition, value in found:
+        topics.setdefault(topic, []).append(
+            OffsetFetchResponsePartitions(
+                partition_index=partition,
+                committed_offset=-1 if value is None else value.offset,
+                committed_leader_epoch=-1 if value is None else value.leader_epoch,
+                metadata="" if value is None else value.metadata,
+                error_code=ErrorCode.NONE,
+            )
+        )
+    return topics
+
+
+@handles(ApiKey.OFFSET_FETCH, 1, 9)
+async def offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
+    if ctx.api_version >= 8:
+        groups = []
+        for group in request.groups:
+            wanted = (
+                None
+                if group.topics is None
+                else [(t.name, p) for t in group.topics for p in t.partition_indexes]
+            )
+            topics = _by_topic(_fetch(ctx, group.group_id, wanted))
+            groups.append(
+                OffsetFetchResponseGroup(
+                    group_id=group.group_id,
+                    topics=[
+                        OffsetFetchResponseTopics(name=n, partitions=p) for n, p in topics.items()
+                    ],
+                )
+            )
+        return OffsetFetchResponse(groups=groups)
+    wanted_v1 = (
+        None
+        if request.topics is None
+        else [(t.name, p) for t in request.topics for p in t.partition_indexes]
+    )
+    topics = _by_topic(_fetch(ctx, request.group_id, wanted_v1))
+    return OffsetFetchResponse(
+        topics=[
+            OffsetFetchResponseTopic(
+                name=name,
+                partitions=[
+                    OffsetFetchResponsePartition(
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.metadata,
+                        p.error_code,
+                    )
+                    for p in partitions
+                ],
+            )
+            for name, partitions in topics.items()
+        ]
+    )
