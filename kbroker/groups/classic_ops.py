@@ -24,6 +24,8 @@ read side by side:
 
 from __future__ import annotations
 
+import logging
+
 from kbroker.groups import records as rec
 from kbroker.groups.classic import ClassicGroup, ClassicMember, GroupState
 from kbroker.groups.coordinator import GroupCoordinatorShard, Reply
@@ -36,6 +38,8 @@ from protocol.messages.leave_group_request import LeaveGroupRequest, MemberIdent
 from protocol.messages.leave_group_response import LeaveGroupResponse, MemberResponse
 from protocol.messages.sync_group_request import SyncGroupRequest
 from protocol.messages.sync_group_response import SyncGroupResponse
+
+log = logging.getLogger("kbroker.groups")
 
 UNKNOWN_MEMBER_ID = ""
 S = GroupState
@@ -345,7 +349,13 @@ def _maybe_complete_join_phase(shard: GroupCoordinatorShard, group: ClassicGroup
 
 
 def prepare_rebalance(shard: GroupCoordinatorShard, group: ClassicGroup, reason: str) -> None:
-    del reason  # kept for the call sites' sake: they say why, as Kafka's log lines do
+    log.info(
+        "group %s: preparing to rebalance (generation %d, %s): %s",
+        group.group_id,
+        group.generation_id,
+        group.state.value,
+        reason,
+    )
     if group.is_in(S.COMPLETING_REBALANCE):
         _reset_and_propagate_error(shard, group, ErrorCode.REBALANCE_IN_PROGRESS)
     group.pending_sync.clear()
@@ -418,6 +428,14 @@ def complete_join(shard: GroupCoordinatorShard, group_id: str) -> None:
         return
     group.protocol_name = group.select_protocol()
     group.transition(S.COMPLETING_REBALANCE, shard.now)
+    log.info(
+        "group %s: generation %d with %d members (protocol %s, leader %s)",
+        group_id,
+        group.generation_id,
+        len(group.members),
+        group.protocol_name,
+        group.leader_id,
+    )
     leader_members = _current_members(group)
     for member in group.members.values():
         if member.awaiting_join is not None:
@@ -626,6 +644,7 @@ def expire_heartbeat(shard: GroupCoordinatorShard, group_id: str, member_id: str
     member = group.members.get(member_id)
     if member is None or member.has_satisfied_heartbeat():
         return
+    log.info("group %s: member %s expired (no heartbeat in time)", group_id, member_id)
     _remove_member_and_update_group(shard, group, member_id)
 
 
