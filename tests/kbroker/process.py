@@ -11,16 +11,17 @@ START_TIMEOUT_S = 30
 
 
 class BrokerProcess:
-    def __init__(self, data_dir: str, *overrides: str) -> None:
+    def __init__(self, data_dir: str, *overrides: str, port: int = 0) -> None:
         self.data_dir = data_dir
         self.overrides = overrides
+        self.port = port  # 0: a free one, chosen at each start
         self.proc: subprocess.Popen[bytes] | None = None
         self.bootstrap = ""
         parent, name = os.path.split(os.path.abspath(data_dir))
         self.log_path = os.path.join(parent, name + ".log")
 
     def start(self) -> str:
-        args = [sys.executable, "-m", "kbroker", "--port", "0", "--print-bootstrap"]
+        args = [sys.executable, "-m", "kbroker", "--port", str(self.port), "--print-bootstrap"]
         for item in (f"log.dirs={self.data_dir}", *self.overrides):
             args += ["--override", item]
         with open(self.log_path, "ab") as log:

@@ -8,6 +8,7 @@ same group resumes exactly at them.
 from __future__ import annotations
 
 import pathlib
+import socket
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -15,6 +16,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KpTopicPartition
 
+from tests.kbroker.group_members import ConfluentMember, Ledger, wait_for
 from tests.kbroker.process import BrokerProcess
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]
@@ -114,3 +116,52 @@ def test_offsets_and_metadata_survive_restart(tmp_path: pathlib.Path, how: str) 
         assert first_offsets_on_resume(bootstrap, len(expected_starts)) == expected_starts
     finally:
         proc.ensure_stopped()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("how", ["clean", "kill -9"])
+def test_a_live_member_carries_on_across_a_broker_restart(tmp_path: pathlib.Path, how: str) -> None:
+    """The group's generation is reloaded from `__consumer_offsets`: a member that keeps
+    heartbeating through a quick restart goes on consuming from its committed offsets."""
+    port = free_port()
+    proc = BrokerProcess(
+        str(tmp_path / "data"),
+        "offsets.topic.num.partitions=5",
+        f"num.partitions={PARTITIONS}",
+        "group.initial.rebalance.delay.ms=0",
+        port=port,
+    )
+    ledger = Ledger()
+    member: ConfluentMember | None = None
+    try:
+        bootstrap = proc.start()
+        member = ConfluentMember("live", ledger, bootstrap, "live-group", TOPIC)
+        produce_to(bootstrap, 30)
+        member.start()
+        wait_for(lambda: ledger.count() >= 30, 60, "the first records")
+        rebalances = member.rebalances
+        if how == "clean":
+            assert proc.stop() == 0
+        else:
+            proc.kill()
+        assert proc.start() == bootstrap
+        produce_to(bootstrap, 30)
+        wait_for(lambda: ledger.count() >= 60, 60, "the records after the restart")
+        assert member.rebalances == rebalances, "the group was lost: the member had to rejoin"
+    finally:
+        if member is not None:
+            member.leave()
+        proc.ensure_stopped()
+    ledger.check_exactly_once({p: 20 for p in range(PARTITIONS)})
+
+
+def produce_to(bootstrap: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(count):
+        producer.produce(TOPIC, str(i).encode(), partition=i % PARTITIONS)
+    assert producer.flush(30) == 0
