@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from kbroker.groups import classic_ops, consumer_ops
+from kbroker.groups import classic_ops, consumer_admin
 from kbroker.groups.coordinator import GroupCoordinatorShard, Reply
 from kbroker.handlers import handles
 from protocol.api_keys import ApiKey
@@ -30,7 +30,7 @@ async def join_group(ctx: RequestContext, request: JoinGroupRequest) -> JoinGrou
     host = ctx.client_host
 
     def join(shard: GroupCoordinatorShard, reply: Reply) -> None:
-        if not consumer_ops.before_classic_join(shard, request.group_id, reply):
+        if not consumer_admin.before_classic_join(shard, request.group_id, reply):
             classic_ops.join_group(shard, request, version, client_id, host, reply)
 
     response = cast(JoinGroupResponse, await ctx.broker.groups.call(request.group_id, join))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.groups import consumer_ops, offsets
+from kbroker.groups import consumer_admin, offsets
 from kbroker.handlers import handles
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode
@@ -57,7 +57,7 @@ def _member_error(ctx: RequestContext, group: OffsetFetchRequestGroup) -> ErrorC
     """v9 names the member of a KIP-848 group, which must be current (Kafka's rule)."""
     group_id, member_id, epoch = group.group_id, group.member_id, group.member_epoch
     return ctx.broker.groups.run(
-        group_id, lambda shard: consumer_ops.offset_fetch_error(shard, group_id, member_id, epoch)
+        group_id, lambda shard: consumer_admin.offset_fetch_error(shard, group_id, member_id, epoch)
     )
 
 
