@@ -92,23 +92,29 @@ def _balance(
     load: dict[str, int],
     subscribers: Mapping[uuid.UUID, list[str]],
 ) -> None:
-    """Move partitions from loaded to lighter subscribed members while a gap exceeds one.
+    """Move one partition at a time from the most loaded member that can give one to a member
+    at least two partitions lighter. Every move lowers the sum of squared loads: the loop ends."""
+    while _move_one(result, load, subscribers):
+        pass
 
-    Every move lowers the sum of squared loads, so the loop ends."""
-    moved = True
-    while moved:
-        moved = False
-        for donor in sorted(load, key=lambda m: -load[m]):
-            for topic_id in sorted(result[donor], key=str):
-                for p in sorted(result[donor][topic_id], reverse=True):
-                    taker = min(subscribers[topic_id], key=lambda m: load[m])
-                    if load[donor] - load[taker] <= 1:
-                        continue
-                    result[donor][topic_id].discard(p)
-                    result[taker].setdefault(topic_id, set()).add(p)
-                    load[donor] -= 1
-                    load[taker] += 1
-                    moved = True
+
+def _move_one(
+    result: dict[str, dict[uuid.UUID, set[int]]],
+    load: dict[str, int],
+    subscribers: Mapping[uuid.UUID, list[str]],
+) -> bool:
+    for donor in sorted(load, key=lambda m: (-load[m], m)):
+        for topic_id in sorted(result[donor], key=str):
+            taker = min(subscribers[topic_id], key=lambda m: load[m])
+            if not result[donor][topic_id] or load[donor] - load[taker] <= 1:
+                continue
+            partition = max(result[donor][topic_id])
+            result[donor][topic_id].discard(partition)
+            result[taker].setdefault(topic_id, set()).add(partition)
+            load[donor] -= 1
+            load[taker] += 1
+            return True
+    return False
 
 
 def _range_order(member: MemberSpec) -> tuple[int, str]:
