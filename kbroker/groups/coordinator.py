@@ -10,7 +10,10 @@ fake clock and plain tokens as reply handles.
 State that must survive a restart changes only by replaying records (offset commits and
 deletions, group tombstones), so loading is replay. A classic group's membership changes in
 memory as requests arrive (as in Kafka) and is written as a GroupMetadata record at the end of
-each rebalance; replay restores it only at load (`replay(..., loading=True)`).
+each rebalance; replay restores it only at load (`replay(..., loading=True)`). A KIP-848
+consumer group (`consumer.py`, in `consumer_groups`: one id space with the classic groups)
+changes only by replaying its records, at any time; its assignments need the broker's topics,
+which the runtime gives the shard as a callable (`topics`), never the broker itself.
 
 Requests that must wait (JoinGroup during a rebalance, a follower's SyncGroup) keep their reply
 handle in the member; the coordinator answers them later, from whichever call completes the

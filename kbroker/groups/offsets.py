@@ -7,12 +7,15 @@ commit that was acknowledged is in the log. Validation follows Kafka's classic r
 an admin client and may commit only while the group is Empty; a member must name the current
 generation; during CompletingRebalance commits get REBALANCE_IN_PROGRESS (the member has a new
 generation but no assignment yet). Metadata longer than `offset.metadata.max.bytes` gets
-OFFSET_METADATA_TOO_LARGE for that partition only.
+OFFSET_METADATA_TOO_LARGE for that partition only. A KIP-848 consumer group checks the member
+id and member epoch instead (`ConsumerGroup.commit_rejections`: UNKNOWN_MEMBER_ID,
+STALE_MEMBER_EPOCH, per partition for an older epoch, KIP-1251).
 
 Expiry (KIP-211): offsets of a group that has been Empty for `offsets.retention.minutes` are
 deleted (tombstones), counted from when it became Empty; a simple consumer's offsets (no
 protocol type) from their commit time; OffsetCommit v2-4's explicit retention sets an expiry
-time on the record, which wins. A group left Empty with no offsets is deleted.
+time on the record, which wins. A group left Empty with no offsets is deleted. A consumer
+group's offsets expire from their commit, except those of topics it subscribes to.
 """
 
 from __future__ import annotations
