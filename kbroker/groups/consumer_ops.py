@@ -165,8 +165,7 @@ def _heartbeat(
     client_host: str,
     records: list[CoordinatorRecord],
 ) -> hb.ConsumerGroupHeartbeatResponse:
-    joining = request.member_epoch == 0
-    group = _group_for_heartbeat(shard, request.group_id, joining, records)
+    group = _group_for_heartbeat(shard, request.group_id, request.member_epoch == 0, records)
     _check_group_size(shard.config, group, request.member_id, request.instance_id)
     member_id = request.member_id or new_member_id()
     reported = reported_partitions(
@@ -179,35 +178,49 @@ def _heartbeat(
     else:
         member, replaced = _static_member(group, member_id, request, reported, records)
     updated = _with_request(member, request, client_id, client_host)
-    if updated != member:
-        records.append(member_record(group.group_id, updated))
-    names_changed = updated.subscribed_topic_names != member.subscribed_topic_names
-    regex_changed = updated.regex != member.regex
-    if regex_changed and updated.regex is not None:
-        compile_regex(updated.regex)  # INVALID_REGULAR_EXPRESSION
     topics = shard.topics()
     members = dict(group.members)
     if replaced is not None:
         del members[replaced.member_id]
     members[updated.member_id] = updated
-    group_epoch = group.group_epoch
-    new_hash = metadata_hash(subscribed_names(members.values(), topics), topics)
-    if names_changed or regex_changed or new_hash != group.metadata_hash:
-        group_epoch += 1
-        records.append(epoch_record(group.group_id, group_epoch, new_hash))
+    changed, group_epoch = _update_member(group, member, updated, members, topics, records)
     target_epoch, target = _target(shard, group, group_epoch, members, updated, topics, records)
     reconciled = updated
-    subscription_changed = names_changed or regex_changed
-    if subscription_changed or not updated.is_reconciled_to(target_epoch):
+    if changed or not updated.is_reconciled_to(target_epoch):
         subscribed = _topic_ids(updated.subscribed_topics(topics), topics)
         reconciled = reconcile(
-            updated, target_epoch, target, subscribed, group.owner, reported, subscription_changed
+            updated, target_epoch, target, subscribed, group.owner, reported, changed
         )
     if reconciled != updated:
         records.append(assignment_record(group.group_id, reconciled))
         _arm_revocation_timer(shard, group.group_id, reconciled)
     _arm_session_timer(shard, group.group_id, member_id)
     return _response(shard.config, request, member, reconciled)
+
+
+def _update_member(
+    group: ConsumerGroup,
+    member: ConsumerMember,
+    updated: ConsumerMember,
+    members: Mapping[str, ConsumerMember],
+    topics: Topics,
+    records: list[CoordinatorRecord],
+) -> tuple[bool, int]:
+    """Step 1: write the member if it changed; bump the group epoch if its subscription or the
+    subscribed topics' metadata did. Returns (subscription changed, group epoch)."""
+    if updated != member:
+        records.append(member_record(group.group_id, updated))
+    subscription_changed = (
+        updated.subscribed_topic_names != member.subscribed_topic_names
+        or updated.regex != member.regex
+    )
+    if updated.regex is not None and updated.regex != member.regex:
+        compile_regex(updated.regex)  # INVALID_REGULAR_EXPRESSION
+    new_hash = metadata_hash(subscribed_names(members.values(), topics), topics)
+    if not subscription_changed and new_hash == group.metadata_hash:
+        return False, group.group_epoch
+    records.append(epoch_record(group.group_id, group.group_epoch + 1, new_hash))
+    return subscription_changed, group.group_epoch + 1
 
 
 def _response(
@@ -534,8 +547,10 @@ def _fence_by_timer(
     member = group.members.get(member_id) if group is not None else None
     if group is None or member is None:
         return
-    if epoch is not None and member.member_epoch != epoch:
-        return  # it did move on
+    if epoch is not None and (
+        member.member_epoch != epoch or member.state != MemberState.UNREVOKED_PARTITIONS
+    ):
+        return  # it did move on (or the revocation was never written: its append failed)
     shard.write(fence(shard, group, [member]), replay=True)
 
 
