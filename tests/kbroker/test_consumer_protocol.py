@@ -5,13 +5,15 @@ The acceptance scenario: a group over a 6-partition topic grows from 1 to 3 memb
 back to 1 while messages keep coming; every message is counted once its offset commit succeeded,
 and each must be counted exactly once across the group (a message whose commit failed may be
 read again by the partition's next owner, and only then). Rebalance callbacks check that no
-partition is ever held by two members at once. A restart of the broker keeps the group (its
-members carry on with their epochs) and its committed offsets.
+partition is ever held by two members at once. A regex subscription picks up a topic created
+after it joined; a restart of the broker keeps the group (its member carries on) and its
+committed offsets.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,10 +51,10 @@ class Group:
     group_id: str
     topic: str
     members: dict[str, Consumer] = field(default_factory=dict)
-    owner: dict[int, str] = field(default_factory=dict)
-    counted: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset)
-    read: Counter[tuple[int, int]] = field(default_factory=Counter)
-    failed_commits: set[tuple[int, int]] = field(default_factory=set)
+    owner: dict[tuple[str, int], str] = field(default_factory=dict)
+    counted: list[Record] = field(default_factory=list)
+    read: Counter[Record] = field(default_factory=Counter)
+    failed_commits: set[Record] = field(default_factory=set)
 
     def join(self, name: str, **config: str) -> Consumer:
         consumer = Consumer(
@@ -70,12 +72,12 @@ class Group:
 
         def assigned(_: Consumer, partitions: list[TopicPartition]) -> None:
             for tp in partitions:
-                holder = self.owner.setdefault(tp.partition, name)
-                assert holder == name, f"partition {tp.partition}: {name} and {holder} own it"
+                holder = self.owner.setdefault((tp.topic, tp.partition), name)
+                assert holder == name, f"{tp.topic}-{tp.partition}: {name} and {holder} own it"
 
         def revoked(_: Consumer, partitions: list[TopicPartition]) -> None:
             for tp in partitions:
-                assert self.owner.pop(tp.partition) == name
+                assert self.owner.pop((tp.topic, tp.partition)) == name
 
         consumer.subscribe([self.topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
         self.members[name] = consumer
@@ -95,16 +97,14 @@ class Group:
 
     def _consume(self, consumer: Consumer, message: Message) -> None:
         assert message.error() is None, message.error()
-        offset = message.offset()
-        partition = message.partition()
-        assert partition is not None and offset is not None
-        self.read[(partition, offset)] += 1
+        record = _record(message)
+        self.read[record] += 1
         try:
             consumer.commit(message=message, asynchronous=False)
         except KafkaException:
-            self.failed_commits.add((partition, offset))  # its next owner reads it again
+            self.failed_commits.add(record)  # its next owner reads it again
             return
-        self.counted.append((partition, offset))
+        self.counted.append(record)
 
     def sizes(self) -> dict[str, int]:
         return {name: len(c.assignment()) for name, c in self.members.items()}
@@ -113,18 +113,25 @@ class Group:
         return f"assignment sizes {self.sizes()}, {len(self.counted)} counted"
 
 
-def produce(bootstrap: str, topic: str, count: int) -> list[tuple[int, int]]:
+Record = tuple[str, int, int]  # topic, partition, offset
+
+
+def _record(message: Message) -> Record:
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
+
+
+def produce(bootstrap: str, topic: str, count: int, partitions: int = PARTITIONS) -> list[Record]:
     producer = Producer({"bootstrap.servers": bootstrap})
-    written: list[tuple[int, int]] = []
+    written: list[Record] = []
 
     def delivered(error: object, message: Message) -> None:
         assert error is None, error
-        partition, offset = message.partition(), message.offset()
-        assert partition is not None and offset is not None
-        written.append((partition, offset))
+        written.append(_record(message))
 
     for i in range(count):
-        producer.produce(topic, f"m{i}".encode(), partition=i % PARTITIONS, on_delivery=delivered)
+        producer.produce(topic, f"m{i}".encode(), partition=i % partitions, on_delivery=delivered)
     assert producer.flush(10) == 0
     assert len(written) == count
     return written
@@ -132,13 +139,12 @@ def produce(bootstrap: str, topic: str, count: int) -> list[tuple[int, int]]:
 
 def describe(bootstrap: str, group_id: str) -> ConsumerGroupDescription:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    described: ConsumerGroupDescription = admin.describe_consumer_groups([group_id])[
-        group_id
-    ].result(10)
+    futures = admin.describe_consumer_groups([group_id])
+    described: ConsumerGroupDescription = futures[group_id].result(10)
     return described
 
 
-def assert_exactly_once(group: Group, produced: list[tuple[int, int]]) -> None:
+def assert_exactly_once(group: Group, produced: list[Record]) -> None:
     assert len(group.counted) == len(set(group.counted)), "a committed message was read twice"
     assert sorted(group.counted) == sorted(produced), "a message was lost"
     read_twice = {key for key, n in group.read.items() if n > 1}
@@ -195,6 +201,25 @@ def test_a_group_scales_from_one_to_three_members_and_back_consuming_exactly_onc
     assert [(g.type, g.state) for g in mine] == [
         (ConsumerGroupType.CONSUMER, ConsumerGroupState.EMPTY)
     ]
+
+
+def test_a_regex_subscription_takes_topics_created_later(broker: Broker) -> None:
+    prefix = f"rx{uuid.uuid4().hex[:8]}"
+
+    def create(name: str) -> None:
+        broker.run(lambda b: b.create_topic(name, 2, {})).result(10)
+        produce(broker.bootstrap_servers, name, 2, partitions=2)
+
+    create(f"{prefix}-a")
+    create(f"other-{prefix}")
+    group = Group(broker.bootstrap_servers, f"kip848-{prefix}", f"^{prefix}-.*")
+    group.join("c1")
+    group.pump(lambda: len(group.counted) == 2, "the matching topic")
+    create(f"{prefix}-b")  # a new epoch: the topic metadata changed
+    group.pump(lambda: len(group.counted) == 4, "the topic created later")
+    topics = {tp.topic for tp in group.members["c1"].assignment()}
+    assert topics == {f"{prefix}-a", f"{prefix}-b"}
+    group.leave("c1")
 
 
 @pytest.fixture
