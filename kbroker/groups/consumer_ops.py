@@ -1,4 +1,4 @@
-"""The KIP-848 consumer group protocol: ConsumerGroupHeartbeat, its timers, and describing groups.
+"""The KIP-848 consumer group protocol: ConsumerGroupHeartbeat and its timers.
 
 Kafka's `GroupMetadataManager.consumerGroupHeartbeat`, kept in the same shape. A heartbeat
 (member epoch >= 0) does three things, each computed on copies and written as records that the
@@ -23,8 +23,9 @@ assignment when the member joins, sends a full request, or its assignment change
 
 Other group types share the id space: a heartbeat that joins an empty classic group replaces it
 (its offsets stay); a non-empty classic group answers GROUP_ID_NOT_FOUND, and a classic
-JoinGroup to a consumer group with members answers INCONSISTENT_GROUP_PROTOCOL: Kafka's answers
-when online migration between the protocols is disabled, which kbroker does not implement.
+JoinGroup to a consumer group with members answers INCONSISTENT_GROUP_PROTOCOL
+(`consumer_admin.py`): Kafka's answers when online migration between the protocols is
+disabled, which kbroker does not implement.
 """
 
 from __future__ import annotations
