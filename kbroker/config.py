@@ -465,6 +465,21 @@ class BrokerConfig:
         _require(retention >= 1 or retention == -1, "log.retention.ms", retention, expected)
         self._validate_replication()
         self._validate_inter_broker_listener()
+        self._validate_consumer_groups()
+
+    def _validate_consumer_groups(self) -> None:
+        """Kafka's GroupCoordinatorConfig rules for group.consumer.* (KIP-848)."""
+        prefix = "group.consumer."
+        for what in ("heartbeat.interval.ms", "session.timeout.ms"):
+            low, high = self._int(f"{prefix}min.{what}"), self._int(f"{prefix}max.{what}")
+            value = self._int(prefix + what)
+            _require(high >= low, f"{prefix}max.{what}", high, f"must be at least {low}")
+            expected = f"must be between {prefix}min.{what} and {prefix}max.{what}"
+            _require(low <= value <= high, prefix + what, value, expected)
+        interval = self._int(prefix + "heartbeat.interval.ms")
+        session = self._int(prefix + "session.timeout.ms")
+        expected = f"must be less than {prefix}session.timeout.ms ({session})"
+        _require(interval < session, prefix + "heartbeat.interval.ms", interval, expected)
 
     def _validate_replication(self) -> None:
         wait = self._int("replica.fetch.wait.max.ms")

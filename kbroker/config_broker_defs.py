@@ -284,6 +284,26 @@ _GROUPS_AND_TRANSACTIONS = [
               "may ask for."),
     ConfigDef("group.max.size", INT, INT_MAX, "Most members a consumer group may have.",
               validator=POSITIVE),
+    ConfigDef("group.consumer.session.timeout.ms", INT, 45000, "How long a member of a "
+              "consumer-protocol group (KIP-848) may go without heartbeat before it is fenced.",
+              validator=POSITIVE),
+    ConfigDef("group.consumer.min.session.timeout.ms", INT, 45000, "Lower bound of "
+              "group.consumer.session.timeout.ms.", validator=POSITIVE),
+    ConfigDef("group.consumer.max.session.timeout.ms", INT, 60000, "Upper bound of "
+              "group.consumer.session.timeout.ms.", validator=POSITIVE),
+    ConfigDef("group.consumer.heartbeat.interval.ms", INT, 5000, "How often members of a "
+              "consumer-protocol group heartbeat (sent to them in every response).",
+              validator=POSITIVE),
+    ConfigDef("group.consumer.min.heartbeat.interval.ms", INT, 5000, "Lower bound of "
+              "group.consumer.heartbeat.interval.ms.", validator=POSITIVE),
+    ConfigDef("group.consumer.max.heartbeat.interval.ms", INT, 15000, "Upper bound of "
+              "group.consumer.heartbeat.interval.ms.", validator=POSITIVE),
+    ConfigDef("group.consumer.max.size", INT, INT_MAX, "Most members a consumer-protocol group "
+              "may have.", validator=POSITIVE),
+    ConfigDef("group.consumer.assignors", LIST, ["uniform", "range"], "Server-side assignors of "
+              "consumer-protocol groups; the first is used when a member names none. Kafka also "
+              "takes class names of custom assignors; kbroker has only its built-in ones.",
+              validator=ListOf(("uniform", "range"), allow_empty=False)),
     ConfigDef("transaction.state.log.num.partitions", INT, 50, "Partitions of "
               "__transaction_state; fixed once the topic exists.", HIGH, POSITIVE),
     ConfigDef("transaction.state.log.replication.factor", SHORT, 1, "Replication factor of "

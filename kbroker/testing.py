@@ -5,7 +5,9 @@
 
 The broker runs on its own event loop in a background thread, with its data in a temporary
 directory removed on exit (unless `data_dir` is given, which is kept, for restart tests).
-`group.initial.rebalance.delay.ms` is 0 so that consumer groups form at once.
+`group.initial.rebalance.delay.ms` is 0 so that consumer groups form at once, and KIP-848
+members (`group.protocol=consumer`) heartbeat every 500 ms instead of 5 s, so that they
+rebalance in well under a second.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ T = TypeVar("T")
 TEST_DEFAULTS = {
     "listeners": "PLAINTEXT://localhost:0",
     "group.initial.rebalance.delay.ms": "0",
+    "group.consumer.heartbeat.interval.ms": "500",
+    "group.consumer.min.heartbeat.interval.ms": "100",
 }
 START_TIMEOUT_S = 30.0
 

@@ -10,7 +10,10 @@ fake clock and plain tokens as reply handles.
 State that must survive a restart changes only by replaying records (offset commits and
 deletions, group tombstones), so loading is replay. A classic group's membership changes in
 memory as requests arrive (as in Kafka) and is written as a GroupMetadata record at the end of
-each rebalance; replay restores it only at load (`replay(..., loading=True)`).
+each rebalance; replay restores it only at load (`replay(..., loading=True)`). A KIP-848
+consumer group (`consumer.py`, in `consumer_groups`: one id space with the classic groups)
+changes only by replaying its records, at any time; its assignments need the broker's topics,
+which the runtime gives the shard as a callable (`topics`), never the broker itself.
 
 Requests that must wait (JoinGroup during a rebalance, a follower's SyncGroup) keep their reply
 handle in the member; the coordinator answers them later, from whichever call completes the
@@ -25,8 +28,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbroker.groups import consumer
 from kbroker.groups import records as rec
 from kbroker.groups.classic import ClassicGroup, GroupState
+from kbroker.groups.consumer import ConsumerGroup, TopicsView
 from kbroker.groups.records import CoordinatorRecord
 from kbroker.groups.timers import Timers
 from protocol._codec import ApiMessage
@@ -48,6 +53,10 @@ class GroupConfig:
     offset_metadata_max_bytes: int = 4096
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
     offsets_retention_check_interval_ms: int = 600_000
+    consumer_session_timeout_ms: int = 45_000
+    consumer_heartbeat_interval_ms: int = 5000
+    consumer_max_size: int = INT32_MAX
+    consumer_assignors: tuple[str, ...] = ("uniform", "range")
 
     @classmethod
     def from_properties(cls, get: Callable[[str], Any]) -> GroupConfig:
@@ -59,6 +68,10 @@ class GroupConfig:
             offset_metadata_max_bytes=get("offset.metadata.max.bytes"),
             offsets_retention_ms=get("offsets.retention.minutes") * 60_000,
             offsets_retention_check_interval_ms=get("offsets.retention.check.interval.ms"),
+            consumer_session_timeout_ms=get("group.consumer.session.timeout.ms"),
+            consumer_heartbeat_interval_ms=get("group.consumer.heartbeat.interval.ms"),
+            consumer_max_size=get("group.consumer.max.size"),
+            consumer_assignors=tuple(get("group.consumer.assignors")),
         )
 
 
@@ -78,10 +91,14 @@ class Effects:
 
 
 class GroupCoordinatorShard:
-    def __init__(self, partition: int, config: GroupConfig) -> None:
+    def __init__(
+        self, partition: int, config: GroupConfig, topics: TopicsView = lambda: {}
+    ) -> None:
         self.partition = partition
         self.config = config
+        self.topics = topics  # the broker's topics now (KIP-848 assignments need them)
         self.groups: dict[str, ClassicGroup] = {}
+        self.consumer_groups: dict[str, ConsumerGroup] = {}  # one id space with `groups`
         # group -> (topic, partition) -> the committed value
         self.offsets: dict[str, dict[tuple[str, int], OffsetCommitValue]] = {}
         self.timers: Timers[None] = Timers()
@@ -161,7 +178,8 @@ class GroupCoordinatorShard:
                     del self.offsets[key.group]
             else:
                 offsets[(key.topic, key.partition)] = record.value
-                if key.group not in self.groups:  # a simple consumer's group exists by its offsets
+                if key.group not in self.groups and key.group not in self.consumer_groups:
+                    # a simple consumer's group exists by its offsets
                     self.groups[key.group] = ClassicGroup(key.group, state_timestamp_ms=self.now)
         elif record.type == rec.GROUP_METADATA:
             group_id = record.key.group
@@ -171,6 +189,11 @@ class GroupCoordinatorShard:
                     group.state = GroupState.DEAD
             elif loading:
                 self.groups[group_id] = ClassicGroup.from_record_value(group_id, record.value)
+        elif record.type in consumer.RECORD_TYPES:
+            simple = self.groups.get(record.key.group_id)
+            if record.value is not None and simple is not None and simple.protocol_type is None:
+                del self.groups[record.key.group_id]  # made by offsets alone: no record to undo
+            consumer.replay(self.consumer_groups, record)
 
     # ------------------------------------------------------------------ groups
 

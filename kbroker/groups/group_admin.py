@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kbroker.groups.classic import ClassicGroup, GroupState
+from kbroker.groups import records as rec
+from kbroker.groups.classic import CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupState
+from kbroker.groups.consumer import CONSUMER_GROUP_TYPE, group_tombstones
 from kbroker.groups.coordinator import GroupCoordinatorShard
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_groups_response import DescribedGroup, DescribedGroupMember
@@ -14,10 +16,13 @@ CLASSIC_GROUP_TYPE = "classic"
 def describe_group(shard: GroupCoordinatorShard, group_id: str, version: int) -> DescribedGroup:
     group = shard.group_or_none(group_id)
     if group is None:
-        # v6+ says so; older versions describe an unknown group as Dead with no error
+        # v6+ says so; older versions describe an unknown group as Dead with no error. A KIP-848
+        # group is not described here, as in Kafka (ConsumerGroupDescribe does; clients fall back)
+        not_classic = group_id in shard.consumer_groups
+        message = f"Group {group_id} {'is not a classic group' if not_classic else 'not found'}."
         return DescribedGroup(
             error_code=ErrorCode.GROUP_ID_NOT_FOUND if version >= 6 else ErrorCode.NONE,
-            error_message=f"Group {group_id} not found." if version >= 6 else None,
+            error_message=message if version >= 6 else None,
             group_id=group_id,
             group_state=S.DEAD.value,
         )
@@ -59,10 +64,25 @@ def list_groups(
         if types and CLASSIC_GROUP_TYPE not in types:
             continue
         found.append((group.group_id, group.protocol_type or "", group.state.value, "classic"))
+    for consumer in shard.consumer_groups.values():
+        state = consumer.state.value
+        if (states and state.lower() not in states) or (types and CONSUMER_GROUP_TYPE not in types):
+            continue
+        found.append((consumer.group_id, CONSUMER_PROTOCOL_TYPE, state, CONSUMER_GROUP_TYPE))
     return found
 
 
 def delete_group(shard: GroupCoordinatorShard, group_id: str) -> ErrorCode:
+    consumer = shard.consumer_groups.get(group_id)
+    if consumer is not None:
+        if not consumer.is_empty():
+            return ErrorCode.NON_EMPTY_GROUP
+        offsets = [
+            rec.offset_commit(group_id, topic, partition, None)
+            for topic, partition in shard.offsets.get(group_id, {})
+        ]
+        shard.write(offsets + group_tombstones(consumer), replay=True)
+        return ErrorCode.NONE
     group = shard.group_or_none(group_id)
     if group is None:
         return ErrorCode.GROUP_ID_NOT_FOUND

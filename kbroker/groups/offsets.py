@@ -7,12 +7,15 @@ commit that was acknowledged is in the log. Validation follows Kafka's classic r
 an admin client and may commit only while the group is Empty; a member must name the current
 generation; during CompletingRebalance commits get REBALANCE_IN_PROGRESS (the member has a new
 generation but no assignment yet). Metadata longer than `offset.metadata.max.bytes` gets
-OFFSET_METADATA_TOO_LARGE for that partition only.
+OFFSET_METADATA_TOO_LARGE for that partition only. A KIP-848 consumer group checks the member
+id and member epoch instead (`ConsumerGroup.commit_rejections`: UNKNOWN_MEMBER_ID,
+STALE_MEMBER_EPOCH, per partition for an older epoch, KIP-1251).
 
 Expiry (KIP-211): offsets of a group that has been Empty for `offsets.retention.minutes` are
 deleted (tombstones), counted from when it became Empty; a simple consumer's offsets (no
 protocol type) from their commit time; OffsetCommit v2-4's explicit retention sets an expiry
-time on the record, which wins. A group left Empty with no offsets is deleted.
+time on the record, which wins. A group left Empty with no offsets is deleted. A consumer
+group's offsets expire from their commit, except those of topics it subscribes to.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterable
 from kbroker.groups import classic_ops
 from kbroker.groups import records as rec
 from kbroker.groups.classic import ClassicGroup, GroupState
+from kbroker.groups.consumer import ConsumerGroup, group_tombstones
 from kbroker.groups.coordinator import GroupCoordinatorShard
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.messages.offset_commit_request import OffsetCommitRequest
@@ -57,6 +61,20 @@ def _validate_commit(group: ClassicGroup, request: OffsetCommitRequest) -> None:
         raise KafkaError(ErrorCode.REBALANCE_IN_PROGRESS)
 
 
+def _consumer_commit_refusals(
+    shard: GroupCoordinatorShard, request: OffsetCommitRequest, version: int
+) -> dict[tuple[str, int], ErrorCode]:
+    """A KIP-848 group's rules: member id and member epoch (see `ConsumerGroup`)."""
+    topic_ids = {name: meta.topic_id for name, meta in shard.topics().items()}
+    return shard.consumer_groups[request.group_id].commit_rejections(
+        request.member_id,
+        request.generation_id_or_member_epoch,
+        version,
+        [(t.name, p.partition_index) for t in request.topics for p in t.partitions],
+        topic_ids,
+    )
+
+
 def commit_offsets(
     shard: GroupCoordinatorShard,
     request: OffsetCommitRequest,
@@ -67,8 +85,11 @@ def commit_offsets(
     once the records are appended (or could not be)."""
     partitions = [(t.name, p) for t in request.topics for p in t.partitions]
     group = shard.group_or_none(request.group_id)
+    refused: dict[tuple[str, int], ErrorCode] = {}
     try:
-        if group is None:
+        if request.group_id in shard.consumer_groups:
+            refused = _consumer_commit_refusals(shard, request, version)
+        elif group is None:
             if request.generation_id_or_member_epoch >= 0:
                 raise KafkaError(
                     ErrorCode.GROUP_ID_NOT_FOUND if version >= 9 else ErrorCode.ILLEGAL_GENERATION
@@ -79,7 +100,7 @@ def commit_offsets(
     except KafkaError as exc:
         respond([(topic, p.partition_index, exc.code) for topic, p in partitions])
         return
-    if group.members and request.member_id in group.members:
+    if group is not None and request.member_id in group.members:
         # a commit proves the member is alive, as a heartbeat does (Kafka does the same)
         classic_ops.reschedule_heartbeat(shard, group, group.members[request.member_id])
     now = shard.now
@@ -90,6 +111,9 @@ def commit_offsets(
     records = []
     for topic, p in partitions:
         metadata = p.committed_metadata or ""
+        if (topic, p.partition_index) in refused:
+            codes.append((topic, p.partition_index, refused[(topic, p.partition_index)]))
+            continue
         if len(metadata.encode("utf-8")) > shard.config.offset_metadata_max_bytes:
             codes.append((topic, p.partition_index, ErrorCode.OFFSET_METADATA_TOO_LARGE))
             continue
@@ -134,11 +158,14 @@ def delete_offsets(
 ) -> None:
     """OffsetDelete: not for topics an active group subscribes to (GROUP_SUBSCRIBED_TO_TOPIC)."""
     group = shard.group_or_none(group_id)
-    if group is None:
+    consumer = shard.consumer_groups.get(group_id)
+    if group is None and consumer is None:
         reply(ErrorCode.GROUP_ID_NOT_FOUND, [])
         return
     subscribed: set[str] | None = set()
-    if not group.is_in(S.EMPTY):
+    if consumer is not None:
+        subscribed = consumer.subscribed_topics(shard.topics())
+    elif group is not None and not group.is_in(S.EMPTY):
         subscribed = group.subscribed_topics()
         if subscribed is None:  # not the consumer protocol: Kafka refuses for a non-empty group
             reply(ErrorCode.NON_EMPTY_GROUP, [])
@@ -163,6 +190,9 @@ def expire_offsets(shard: GroupCoordinatorShard) -> None:
     now = shard.now
     retention = shard.config.offsets_retention_ms
     for group_id, committed in list(shard.offsets.items()):
+        if group_id in shard.consumer_groups:
+            _expire_consumer_group_offsets(shard, shard.consumer_groups[group_id], committed)
+            continue
         group = shard.group_or_none(group_id)
         base = _expiry_base(group)
         if base is None:
@@ -187,7 +217,30 @@ def expire_offsets(shard: GroupCoordinatorShard) -> None:
             and group.group_id not in shard.offsets
         ):
             shard.delete_group(group)
+    for consumer in list(shard.consumer_groups.values()):
+        if consumer.is_empty() and consumer.group_id not in shard.offsets:
+            shard.write(group_tombstones(consumer), replay=True)
     schedule_expiry(shard)
+
+
+def _expire_consumer_group_offsets(
+    shard: GroupCoordinatorShard,
+    group: ConsumerGroup,
+    committed: dict[tuple[str, int], OffsetCommitValue],
+) -> None:
+    """Kafka's rule for KIP-848 groups: offsets of topics the group subscribes to do not expire,
+    the others count from their commit; an empty group whose offsets all expired is deleted."""
+    subscribed = group.subscribed_topics(shard.topics())
+    now, retention = shard.now, shard.config.offsets_retention_ms
+    expired = [
+        rec.offset_commit(group.group_id, topic, partition, None)
+        for (topic, partition), value in committed.items()
+        if topic not in subscribed and _expired(value, lambda v: v.commit_timestamp, now, retention)
+    ]
+    if group.is_empty() and len(expired) == len(committed):
+        expired += group_tombstones(group)
+    if expired:
+        shard.write(expired, replay=True)
 
 
 def _expiry_base(group: ClassicGroup | None) -> Callable[[OffsetCommitValue], int] | None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from kbroker.groups import classic_ops, offsets
+from kbroker.groups import classic_ops, consumer_ops, offsets
 from kbroker.groups import records as rec
 from kbroker.groups.coordinator import Effects, GroupConfig, GroupCoordinatorShard, Reply
 from protocol import records
@@ -83,7 +83,7 @@ class GroupCoordinator:
         count = 0
         for index in range(info.partitions):
             count += self._load(index)
-        groups = sum(len(s.groups) for s in self.shards.values())
+        groups = sum(len(s.groups) + len(s.consumer_groups) for s in self.shards.values())
         log.info(
             "loaded %d groups from %d records of %s in %.2f s",
             groups,
@@ -93,7 +93,7 @@ class GroupCoordinator:
         )
 
     def _load(self, index: int) -> int:
-        shard = GroupCoordinatorShard(index, self.config)
+        shard = GroupCoordinatorShard(index, self.config, lambda: self.broker.topics.topics)
         shard.now = now_ms()
         partition = self.broker.partition(GROUP_METADATA_TOPIC, index)
         plog = partition.log
@@ -121,6 +121,7 @@ class GroupCoordinator:
     @staticmethod
     def _after_load(shard: GroupCoordinatorShard) -> None:
         classic_ops.restart_sessions(shard)
+        consumer_ops.restart_sessions(shard)
         offsets.schedule_expiry(shard)
 
     def ensure_topic(self) -> None:

@@ -51,6 +51,8 @@ MODULES = (
     "describe_groups",
     "list_groups",
     "delete_groups",
+    "consumer_group_heartbeat",
+    "consumer_group_describe",
 )
 
 

@@ -1,5 +1,8 @@
 """DescribeGroups (key 15), v0-6: state, protocol and members of classic groups.
 
+A KIP-848 consumer group is not a classic group: as in Kafka it is described like an unknown
+one (clients ask ConsumerGroupDescribe first, and fall back here for classic groups).
+
 Members' metadata and assignments are reported only for a Stable group (before that they are
 not settled), as Kafka does. An unknown group is "Dead": with GROUP_ID_NOT_FOUND from v6
 (KIP-1043), with no error before. Without an authorizer `include_authorized_operations` is

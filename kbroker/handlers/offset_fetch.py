@@ -3,19 +3,20 @@
 A partition with no committed offset answers -1 with empty metadata (no error); a null topic
 list (v2+) means every partition the group committed. v8+ asks for several groups at once
 (KIP-709); v7's `require_stable` matters only with transactions, which kbroker does not serve
-yet, so no offset is ever pending. Not v10 (topics by id).
+yet, so no offset is ever pending. v9 carries the member id and epoch of a KIP-848 group's
+member: UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH unless it is current. Not v10 (topics by id).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.groups import offsets
+from kbroker.groups import consumer_admin, offsets
 from kbroker.handlers import handles
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode
 from protocol.messages.offset_commit_value import OffsetCommitValue
-from protocol.messages.offset_fetch_request import OffsetFetchRequest
+from protocol.messages.offset_fetch_request import OffsetFetchRequest, OffsetFetchRequestGroup
 from protocol.messages.offset_fetch_response import (
     OffsetFetchResponse,
     OffsetFetchResponseGroup,
@@ -52,11 +53,23 @@ def _by_topic(found: Found) -> dict[str, list[OffsetFetchResponsePartitions]]:
     return topics
 
 
+def _member_error(ctx: RequestContext, group: OffsetFetchRequestGroup) -> ErrorCode:
+    """v9 names the member of a KIP-848 group, which must be current (Kafka's rule)."""
+    group_id, member_id, epoch = group.group_id, group.member_id, group.member_epoch
+    return ctx.broker.groups.run(
+        group_id, lambda shard: consumer_admin.offset_fetch_error(shard, group_id, member_id, epoch)
+    )
+
+
 @handles(ApiKey.OFFSET_FETCH, 1, 9)
 async def offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     if ctx.api_version >= 8:
         groups = []
         for group in request.groups:
+            error = _member_error(ctx, group) if ctx.api_version >= 9 else ErrorCode.NONE
+            if error != ErrorCode.NONE:
+                groups.append(OffsetFetchResponseGroup(group_id=group.group_id, error_code=error))
+                continue
             wanted = (
                 None
                 if group.topics is None
