@@ -511,6 +511,21 @@ def test_leave_group_v3_batch_with_per_member_errors() -> None:
     assert group.state == S.PREPARING_REBALANCE
 
 
+def test_a_member_leaving_during_the_initial_rebalance_does_not_cut_the_delay_short() -> None:
+    # Kafka: LeaveGroup in PreparingRebalance tries to complete the join phase, except for a
+    # new group's first one, which only its delay timer ends (more members may be coming).
+    h = Harness()
+    _, staying = h.join_new()
+    leaving, _ = h.join_new()
+    h.advance(DELAY // 2)
+    assert h.leave(MemberIdentity(leaving)).members[0].error_code == E.NONE
+    assert h.reply(staying) is None
+    assert h.group().state == S.PREPARING_REBALANCE
+    h.advance_until_answered(staying)
+    response = joined(h.reply(staying))
+    assert response.error_code == E.NONE and len(response.members) == 1
+
+
 # ---------------------------------------------------------------------- static membership
 
 
