@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kbroker.groups.classic import ClassicGroup, GroupState
+from kbroker.groups.classic_ops import store_error
 from kbroker.groups.coordinator import GroupCoordinatorShard
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_groups_response import DescribedGroup, DescribedGroupMember
@@ -62,11 +65,16 @@ def list_groups(
     return found
 
 
-def delete_group(shard: GroupCoordinatorShard, group_id: str) -> ErrorCode:
+def delete_group(
+    shard: GroupCoordinatorShard, group_id: str, done: Callable[[ErrorCode], None]
+) -> None:
+    """`done` gets the group's result once its tombstones are appended (or could not be)."""
     group = shard.group_or_none(group_id)
     if group is None:
-        return ErrorCode.GROUP_ID_NOT_FOUND
-    if not group.is_in(S.EMPTY):
-        return ErrorCode.NON_EMPTY_GROUP
-    shard.delete_group(group)
-    return ErrorCode.NONE
+        done(ErrorCode.GROUP_ID_NOT_FOUND)
+    elif not group.is_in(S.EMPTY):
+        done(ErrorCode.NON_EMPTY_GROUP)
+    else:
+        shard.delete_group(
+            group, lambda error: done(ErrorCode.NONE if error is None else store_error(error))
+        )

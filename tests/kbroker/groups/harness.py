@@ -293,7 +293,10 @@ class Harness:
         return code, {(t, p): e for t, p, e in results}
 
     def delete_group(self, group: str = GROUP) -> ErrorCode:
-        return self.run(lambda: group_admin.delete_group(self.shard, group))
+        out: list[ErrorCode] = []
+        self.run(lambda: group_admin.delete_group(self.shard, group, out.append))
+        assert len(out) == 1, f"DeleteGroups answered {len(out)} times"
+        return out[0]
 
     # ------------------------------------------------------------------ inspection
 

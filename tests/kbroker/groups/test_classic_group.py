@@ -912,6 +912,26 @@ def test_delete_groups() -> None:
     assert again.generation == 1
 
 
+@pytest.mark.parametrize(
+    ("append_error", "told"),
+    [
+        (E.NOT_LEADER_OR_FOLLOWER, E.NOT_COORDINATOR),
+        (E.REQUEST_TIMED_OUT, E.COORDINATOR_NOT_AVAILABLE),
+    ],
+)
+def test_failed_append_of_delete_groups_reports_the_error_and_keeps_the_group(
+    append_error: ErrorCode, told: ErrorCode
+) -> None:
+    h = Harness()
+    h.commit({("t", 0): 1})
+    h.fail_appends.append(append_error)
+    assert h.delete_group() == told
+    assert h.group().state == S.EMPTY
+    assert h.committed() == {("t", 0): 1}
+    assert h.delete_group() == E.NONE  # and it can be deleted once the log takes it
+    assert h.shard.group_or_none(GROUP) is None and h.committed() == {}
+
+
 # ---------------------------------------------------------------------- Describe / List
 
 
