@@ -132,7 +132,8 @@ def delete_offsets(
     partitions: list[tuple[str, int]],
     reply: Callable[[ErrorCode, list[tuple[str, int, ErrorCode]]], None],
 ) -> None:
-    """OffsetDelete: not for topics an active group subscribes to (GROUP_SUBSCRIBED_TO_TOPIC)."""
+    """OffsetDelete: not for topics an active group subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
+    `reply` is called once the tombstones are appended (or could not be)."""
     group = shard.group_or_none(group_id)
     if group is None:
         reply(ErrorCode.GROUP_ID_NOT_FOUND, [])
@@ -153,9 +154,17 @@ def delete_offsets(
         if (topic, partition) in committed:
             tombstones.append(rec.offset_commit(group_id, topic, partition, None))
         results.append((topic, partition, ErrorCode.NONE))
-    if tombstones:
-        shard.write(tombstones, replay=True)
-    reply(ErrorCode.NONE, results)
+    if not tombstones:
+        reply(ErrorCode.NONE, results)
+        return
+
+    def appended(error: ErrorCode | None) -> None:
+        if error is None:
+            reply(ErrorCode.NONE, results)
+        else:  # nothing was deleted: the whole request fails, as in Kafka
+            reply(classic_ops.store_error(error), [])
+
+    shard.write(tombstones, replay=True, on_appended=appended)
 
 
 def expire_offsets(shard: GroupCoordinatorShard) -> None:

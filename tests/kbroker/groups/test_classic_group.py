@@ -932,6 +932,14 @@ def test_failed_append_of_delete_groups_reports_the_error_and_keeps_the_group(
     assert h.shard.group_or_none(GROUP) is None and h.committed() == {}
 
 
+def test_failed_append_of_offset_delete_reports_the_error() -> None:
+    h = Harness()
+    h.commit({("t", 0): 1, ("t", 1): 2})
+    h.fail_appends.append(E.NOT_LEADER_OR_FOLLOWER)
+    assert h.delete_offsets([("t", 0)]) == (E.NOT_COORDINATOR, {})
+    assert h.committed() == {("t", 0): 1, ("t", 1): 2}
+
+
 # ---------------------------------------------------------------------- Describe / List
 
 
