@@ -526,6 +526,26 @@ def test_a_member_leaving_during_the_initial_rebalance_does_not_cut_the_delay_sh
     assert response.error_code == E.NONE and len(response.members) == 1
 
 
+def test_a_group_whose_members_all_left_mid_rebalance_accepts_new_members() -> None:
+    # Kafka's supportsProtocols counts, per protocol, the members supporting it against the
+    # member count: with no member left, any protocol of the group's type is acceptable.
+    h = Harness()
+    _, first = h.join_new()
+    pending = joined(h.reply(h.join())).member_id  # MEMBER_ID_REQUIRED: not a member yet
+    assert h.leave(MemberIdentity(h.group().leader_id or "")).members[0].error_code == E.NONE
+    group = h.group()
+    assert group.state == S.PREPARING_REBALANCE and not group.members
+    back = h.join(pending, protocols=[("roundrobin", subscription("t"))])
+    assert h.reply(back) is None  # accepted and parked
+    newcomer = h.join(version=3, protocols=[("roundrobin", subscription("t"))])
+    assert h.reply(newcomer) is None
+    h.advance_until_answered(back, newcomer)
+    response = joined(h.reply(back))
+    assert response.error_code == E.NONE and response.protocol_name == "roundrobin"
+    assert len(response.members) == 2
+    assert joined(h.reply(first)).error_code == E.UNKNOWN_MEMBER_ID  # it left: told so
+
+
 # ---------------------------------------------------------------------- static membership
 
 
