@@ -90,7 +90,8 @@ def commit_offsets(
     records = []
     for topic, p in partitions:
         metadata = p.committed_metadata or ""
-        if len(metadata.encode("utf-8")) > shard.config.offset_metadata_max_bytes:
+        # Kafka compares String.length(): UTF-16 code units, not bytes
+        if len(metadata.encode("utf-16-le")) // 2 > shard.config.offset_metadata_max_bytes:
             codes.append((topic, p.partition_index, ErrorCode.OFFSET_METADATA_TOO_LARGE))
             continue
         value = OffsetCommitValue(

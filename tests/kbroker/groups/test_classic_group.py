@@ -785,6 +785,17 @@ def test_offset_metadata_too_large_fails_only_its_partition() -> None:
     assert h.committed() == {("t", 1): 2}
 
 
+def test_offset_metadata_size_counts_characters_as_kafka_does() -> None:
+    # Kafka compares String.length() (UTF-16 code units) with offset.metadata.max.bytes
+    h = Harness(GroupConfig(offset_metadata_max_bytes=10))
+    assert h.commit({("t", 0): 1}, metadata="é" * 10) == {("t", 0): E.NONE}  # 20 UTF-8 bytes
+    assert h.commit({("t", 1): 1}, metadata="é" * 11) == {("t", 1): E.OFFSET_METADATA_TOO_LARGE}
+    # a character outside the BMP is two UTF-16 code units
+    assert h.commit({("t", 2): 1}, metadata="\U0001f600" * 5) == {("t", 2): E.NONE}
+    six = h.commit({("t", 3): 1}, metadata="\U0001f600" * 6)
+    assert six == {("t", 3): E.OFFSET_METADATA_TOO_LARGE}
+
+
 def test_a_commit_keeps_the_member_alive_as_a_heartbeat_does() -> None:
     h = Harness()
     formed = form(h, 1)
