@@ -89,6 +89,7 @@ class Harness:
         self.now = start_ms
         self.log: list[tuple[bytes, bytes | None]] = []  # every record appended, encoded
         self.appends = 0  # batches appended
+        self.deletions: dict[str, int] = {}  # group -> group tombstones appended
         self.fail_appends: list[ErrorCode] = []  # the next appends fail with these, in order
         self.replies: dict[Token, ApiMessage] = {}
         self._count = 0
@@ -107,6 +108,9 @@ class Harness:
                     else:
                         self.log += [r.encode() for r in current.records]
                         self.appends += 1
+                        for r in current.records:
+                            if r.type == rec.GROUP_METADATA and r.value is None:
+                                self.deletions[r.key.group] = self.deletions.get(r.key.group, 0) + 1
                 pending = self.shard.appended(self.now, current, error)
             for token, message in current.replies:
                 assert isinstance(token, Token), f"reply to a foreign handle {token!r}"
