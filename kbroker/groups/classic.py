@@ -211,7 +211,10 @@ class ClassicGroup:
         names = {name for name, _ in protocols}
         if self.state == GroupState.EMPTY:
             return bool(protocol_type) and bool(names)
-        return protocol_type == self.protocol_type and bool(names & self.candidate_protocols())
+        if protocol_type != self.protocol_type or not names:
+            return False
+        # with no member left (all left mid-rebalance) every protocol is supported by all
+        return not self.members or bool(names & self.candidate_protocols())
 
     def select_protocol(self) -> str:
         """Each member votes for its most preferred protocol that all members support."""

@@ -689,8 +689,8 @@ def leave_group(
     if any(r.error_code == ErrorCode.NONE for r in results):
         if group.is_in(S.STABLE, S.COMPLETING_REBALANCE):
             _maybe_prepare_rebalance_or_complete_join(shard, group)
-        elif group.is_in(S.PREPARING_REBALANCE) and group.has_all_members_joined():
-            complete_join(shard, group.group_id)
+        else:  # not a new group's first join phase: only its delay timer ends that one
+            _maybe_complete_join_phase(shard, group)
     if version >= 3:
         shard.reply(reply, LeaveGroupResponse(error_code=ErrorCode.NONE, members=results))
     else:  # one member; its error is the request's

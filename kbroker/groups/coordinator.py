@@ -208,13 +208,12 @@ class GroupCoordinatorShard:
             self.groups[group_id] = group
         return group
 
-    def delete_group(self, group: ClassicGroup) -> None:
-        """Tombstones for the group and all its offsets (DeleteGroups, expiry of an empty group)."""
+    def delete_group(self, group: ClassicGroup, on_appended: AppendCallback | None = None) -> None:
+        """Tombstones for the group and all its offsets (DeleteGroups, expiry of an empty group).
+        Replaying them removes the group, so it stays if they could not be appended."""
         tombstones = [
             rec.offset_commit(group.group_id, topic, partition, None)
             for topic, partition in self.offsets.get(group.group_id, {})
         ]
         tombstones.append(rec.group_metadata(group.group_id, None))
-        group.transition(GroupState.DEAD, self.now)
-        self.groups.pop(group.group_id, None)
-        self.write(tombstones, replay=True)
+        self.write(tombstones, replay=True, on_appended=on_appended)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kbroker.groups import records as rec
 from kbroker.groups.classic import CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupState
+from kbroker.groups.classic_ops import store_error
 from kbroker.groups.consumer import CONSUMER_GROUP_TYPE, group_tombstones
 from kbroker.groups.coordinator import GroupCoordinatorShard
 from protocol.error_codes import ErrorCode
@@ -72,21 +75,29 @@ def list_groups(
     return found
 
 
-def delete_group(shard: GroupCoordinatorShard, group_id: str) -> ErrorCode:
+def delete_group(
+    shard: GroupCoordinatorShard, group_id: str, done: Callable[[ErrorCode], None]
+) -> None:
+    """`done` gets the group's result once its tombstones are appended (or could not be)."""
+
+    def appended(error: ErrorCode | None) -> None:
+        done(ErrorCode.NONE if error is None else store_error(error))
+
     consumer = shard.consumer_groups.get(group_id)
     if consumer is not None:
         if not consumer.is_empty():
-            return ErrorCode.NON_EMPTY_GROUP
+            done(ErrorCode.NON_EMPTY_GROUP)
+            return
         offsets = [
             rec.offset_commit(group_id, topic, partition, None)
             for topic, partition in shard.offsets.get(group_id, {})
         ]
-        shard.write(offsets + group_tombstones(consumer), replay=True)
-        return ErrorCode.NONE
+        shard.write(offsets + group_tombstones(consumer), replay=True, on_appended=appended)
+        return
     group = shard.group_or_none(group_id)
     if group is None:
-        return ErrorCode.GROUP_ID_NOT_FOUND
-    if not group.is_in(S.EMPTY):
-        return ErrorCode.NON_EMPTY_GROUP
-    shard.delete_group(group)
-    return ErrorCode.NONE
+        done(ErrorCode.GROUP_ID_NOT_FOUND)
+    elif not group.is_in(S.EMPTY):
+        done(ErrorCode.NON_EMPTY_GROUP)
+    else:
+        shard.delete_group(group, appended)

@@ -114,7 +114,8 @@ def commit_offsets(
         if (topic, p.partition_index) in refused:
             codes.append((topic, p.partition_index, refused[(topic, p.partition_index)]))
             continue
-        if len(metadata.encode("utf-8")) > shard.config.offset_metadata_max_bytes:
+        # Kafka compares String.length(): UTF-16 code units, not bytes
+        if len(metadata.encode("utf-16-le")) // 2 > shard.config.offset_metadata_max_bytes:
             codes.append((topic, p.partition_index, ErrorCode.OFFSET_METADATA_TOO_LARGE))
             continue
         value = OffsetCommitValue(
@@ -156,7 +157,8 @@ def delete_offsets(
     partitions: list[tuple[str, int]],
     reply: Callable[[ErrorCode, list[tuple[str, int, ErrorCode]]], None],
 ) -> None:
-    """OffsetDelete: not for topics an active group subscribes to (GROUP_SUBSCRIBED_TO_TOPIC)."""
+    """OffsetDelete: not for topics an active group subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
+    `reply` is called once the tombstones are appended (or could not be)."""
     group = shard.group_or_none(group_id)
     consumer = shard.consumer_groups.get(group_id)
     if group is None and consumer is None:
@@ -180,9 +182,17 @@ def delete_offsets(
         if (topic, partition) in committed:
             tombstones.append(rec.offset_commit(group_id, topic, partition, None))
         results.append((topic, partition, ErrorCode.NONE))
-    if tombstones:
-        shard.write(tombstones, replay=True)
-    reply(ErrorCode.NONE, results)
+    if not tombstones:
+        reply(ErrorCode.NONE, results)
+        return
+
+    def appended(error: ErrorCode | None) -> None:
+        if error is None:
+            reply(ErrorCode.NONE, results)
+        else:  # nothing was deleted: the whole request fails, as in Kafka
+            reply(classic_ops.store_error(error), [])
+
+    shard.write(tombstones, replay=True, on_appended=appended)
 
 
 def expire_offsets(shard: GroupCoordinatorShard) -> None:

@@ -74,7 +74,7 @@ def test_deleting_the_group_leaves_nothing_behind() -> None:
 
 def delete(h: Harness) -> ErrorCode:
     out: list[ErrorCode] = []
-    h.run(lambda: out.append(group_admin.delete_group(h.shard, GROUP)))
+    h.run(lambda: group_admin.delete_group(h.shard, GROUP, out.append))
     return out[0]
 
 
