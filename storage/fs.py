@@ -3,14 +3,16 @@
 Recovery tests replace `FileSystem` with a subclass that writes only part of the bytes and
 then "crashes" (raises), or fails an fsync, at a chosen call, so torn writes and lost
 flushes are reproduced deterministically. Production code uses `OS_FS`, which is a thin
-layer over `os`. Index files are memory-mapped and bypass the seam: they are rebuilt from the
-log file whenever recovery doubts them.
+layer over `os`. Index files are created, resized and renamed through the seam, but their entries
+are written through memory maps (after `fallocate` reserved the pages), which bypass it: they
+are rebuilt from the log file whenever recovery doubts them.
 
 Thread safety: stateless; any thread may call it (the flush worker fsyncs through it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TypeAlias
 
@@ -39,6 +41,18 @@ class FileSystem:
 
     def ftruncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)
+
+    def fallocate(self, fd: int, offset: int, length: int) -> None:
+        """Reserve disk blocks for [offset, offset + length) without changing the bytes.
+
+        Writing through a shared memory map into a hole of a sparse file on a full disk
+        raises SIGBUS, which kills the process; reserving the blocks first turns that into
+        an ENOSPC here (index files are preallocated sparse, as Kafka's are).
+        """
+        os.posix_fallocate(fd, offset, length)
+
+    def truncate(self, path: str, size: int) -> None:
+        os.truncate(path, size)
 
     def size(self, fd: int) -> int:
         return os.fstat(fd).st_size
@@ -83,15 +97,20 @@ class FileSystem:
     def write_atomically(self, path: str, data: bytes) -> None:
         """Replace `path` with `data` so that a crash leaves the old or the new file, whole.
 
-        Write `<path>.tmp`, fsync it, rename it over `path`, fsync the directory.
+        Write `<path>.tmp`, fsync it, rename it over `path`, fsync the directory. If the tmp
+        file cannot be written (a full disk) it is removed again, so it holds no space.
         """
         tmp = path + ".tmp"
         fd = self.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
             self.write_all(fd, data, 0)
             self.fsync(fd)
-        finally:
+        except OSError:
             self.close(fd)
+            with contextlib.suppress(OSError):
+                self.unlink(tmp)
+            raise
+        self.close(fd)
         self.replace(tmp, path)
         self.fsync_dir(os.path.dirname(path) or ".")
 

@@ -16,6 +16,12 @@ a whole entry) and mapped read-write; the entry count lives in memory. Sealing t
 to its entries and later maps it read-only, on demand, through the shared `FileHandleCache`.
 Lookups are binary searches straight over the mapped bytes.
 
+Full disk. A preallocated index is a sparse file, and on a full disk the first write through the
+map into a hole raises SIGBUS (the process dies; Java turns it into an InternalError). So before
+an entry lands on a page not yet backed by disk blocks, those blocks are reserved with
+`fallocate`, which fails with a plain ENOSPC instead: the entry is then not written (`OSError`),
+and the count and last entry stay as they were.
+
 Crash: a preallocated index has zero entries after its real ones, and an index may lag its
 log file. Kafka's rule applies: recovery rebuilds the indexes of every segment after the
 recovery point; a segment before it was flushed (and trimmed) after sealing. Loading also
@@ -26,14 +32,17 @@ Thread safety: owner thread only.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from typing import NamedTuple
 
 from storage.errors import CorruptIndexError
 from storage.filecache import FileHandleCache, IndexMap
+from storage.fs import OS_FS, FileSystem
 
 _INT32_MAX = 2**31 - 1
+_PAGE = mmap.PAGESIZE
 
 
 class OffsetPosition(NamedTuple):
@@ -52,13 +61,20 @@ class _Index:
     ENTRY: struct.Struct
 
     def __init__(
-        self, path: str, base_offset: int, max_index_size: int, cache: FileHandleCache
+        self,
+        path: str,
+        base_offset: int,
+        max_index_size: int,
+        cache: FileHandleCache,
+        fs: FileSystem = OS_FS,
     ) -> None:
         self.path = path
         self.base_offset = base_offset
+        self.fs = fs
         self.entry_size = self.ENTRY.size
         self.max_entries = max_index_size // self.entry_size
         self.entries = 0
+        self._reserved = 0  # bytes from the start of the file known to have disk blocks
         self._map = IndexMap(cache, path, writable=False)
         self._reset_last()
 
@@ -67,12 +83,13 @@ class _Index:
     def create(self) -> None:
         """Start an empty, preallocated, writable index (a new active segment)."""
         self._map.close()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = self.fs.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
         try:
-            os.ftruncate(fd, self.max_entries * self.entry_size)
+            self.fs.ftruncate(fd, self.max_entries * self.entry_size)
         finally:
-            os.close(fd)
+            self.fs.close(fd)
         self.entries = 0
+        self._reserved = 0
         self._map.writable = True
         self._reset_last()
 
@@ -92,13 +109,14 @@ class _Index:
         shrank) keeps them all; the index then reads as full and the segment rolls.
         """
         self._map.close()
-        os.truncate(self.path, max(self.max_entries, self.entries) * self.entry_size)
+        self.fs.truncate(self.path, self._writable_size())
+        self._reserved = self.entries * self.entry_size
         self._map.writable = True
 
     def trim(self) -> None:
         """Shrink the file to its entries and map read-only from now on (sealed segment)."""
         self._map.close()
-        os.truncate(self.path, self.entries * self.entry_size)
+        self.fs.truncate(self.path, self.entries * self.entry_size)
         self._map.writable = False
 
     def reset(self) -> None:
@@ -110,7 +128,7 @@ class _Index:
         self._map.close()
 
     def rename(self, new_path: str) -> None:
-        os.replace(self.path, new_path)
+        self.fs.replace(self.path, new_path)
         self.path = new_path
         self._map.path = new_path
 
@@ -142,9 +160,25 @@ class _Index:
         a, b = self.ENTRY.unpack(raw)
         return int(a), int(b)
 
+    def _writable_size(self) -> int:
+        return max(self.max_entries, self.entries) * self.entry_size
+
+    def _reserve(self, end: int) -> None:
+        """Give the file disk blocks up to `end` (rounded up to a page); raises OSError."""
+        stop = min(-(-end // _PAGE) * _PAGE, self._writable_size())
+        fd = self.fs.open(self.path, os.O_RDWR)
+        try:
+            self.fs.fallocate(fd, self._reserved, stop - self._reserved)
+        finally:
+            self.fs.close(fd)
+        self._reserved = stop
+
     def _write_entry(self, a: int, b: int) -> None:
         if not self._map.writable:
             raise RuntimeError(f"{self.path} is sealed")
+        end = (self.entries + 1) * self.entry_size
+        if end > self._reserved:
+            self._reserve(end)
         self._map.pin()
         try:
             self.ENTRY.pack_into(self._map.buf, self.entries * self.entry_size, a, b)

@@ -15,12 +15,24 @@ the segments holding [recovery_point, up_to) and then advances the recovery poin
 offset below which recovery trusts the files. The leader-epoch checkpoint is rewritten by
 the same flush when it changed, before the recovery point can pass a new epoch.
 
+Disk errors, a full disk above all. Kafka marks the whole log directory offline on an
+IOException; on a single node with one log dir that stops every partition, reads included. We
+keep the log consistent instead and fail only what failed. An append that cannot be written
+(ENOSPC midway through a batch) is cut back to where it started, so no torn batch is ever served
+or left for recovery; a roll whose new segment files cannot be created removes what it created
+and the active segment goes on taking appends; an index entry that does not fit is skipped (the
+indexes are hints, see `storage/index.py`). The produce gets KAFKA_STORAGE_ERROR for that
+partition, no offset moves, reads go on, and appends succeed again once space is freed
+(DeleteRecords, retention, a deleted topic, a bigger disk). Only what puts written bytes in doubt
+takes a log offline (appends and reads then fail): a failed fsync (the kernel may have dropped
+the pages) or a cut-back that itself failed.
+
 File format: a partition directory `<topic>-<partition>` holding segments (see
 `storage/segment.py`), `leader-epoch-checkpoint` and `partition.metadata` (see
 `storage/checkpoint.py`). Crash handling is the loader's (`storage/loader.py`).
 
-Thread safety: owner thread only (the event loop), except `recovery_point`, `on_flushed` and
-`_offline`, which the flush worker reaches under `_lock`.
+Thread safety: owner thread only (the event loop), except `recovery_point`, `on_flushed`,
+`_offline` and `_epochs_unsaved`, which the flush worker reaches under `_lock`.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ from storage.config import LogConfig
 from storage.epoch import LeaderEpochFileCache
 from storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordBatchTooLargeError
 from storage.filecache import FileHandleCache
-from storage.flush import FlushPlan, GroupCommitter
+from storage.flush import FlushPlan, GroupCommitter, NoSpaceForCheckpoint
 from storage.fs import FileSystem
 from storage.retention import (
     Rule,
@@ -119,6 +131,8 @@ class Log:
         self._recovery_point = 0
         self._generation = 0  # bumped by truncation: stale flush plans must not apply
         self._offline: str | None = None
+        self._epochs_unsaved = False  # a flush could not write the epoch checkpoint
+        self._appends_failing = False  # the last append failed on a disk error (logged)
         self._dir_dirty = True  # files created or renamed since the last flush plan
         self.parent_dir_dirty = False  # set by whoever created the directory itself
         self._last_flush_ms = clock()
@@ -306,14 +320,20 @@ class Log:
         last = batches[-1].last_offset
         segment = self.active_segment
         rolled = segment.should_roll(size, max_ts, last, self.config, now_ms)
-        if rolled:
-            segment = self.roll(expected_next_offset=first)
         try:
+            if rolled:
+                segment = self.roll(expected_next_offset=first)
             segment.append(view, batches)
         except KafkaStorageError as exc:
             if segment.damaged:
                 self._mark_offline(f"a failed append could not be undone: {exc}")
+            if not self._appends_failing:  # once per episode, not once per produce
+                _log.error("%s: appends fail until the disk has room: %s", self, exc)
+                self._appends_failing = True
             raise
+        if self._appends_failing:
+            _log.info("%s: appends work again", self)
+            self._appends_failing = False
         self._next_offset = last + 1
         append_time = now_ms if log_append_time else NO_TIMESTAMP
         return LogAppendInfo(
@@ -333,8 +353,15 @@ class Log:
             return active
         if new_base <= active.base_offset:
             raise ValueError(f"cannot roll to {new_base}: active segment starts at {active}")
-        active.on_become_inactive()
-        segment = self._new_segment(new_base)
+        # The steps that need disk space come first and undo themselves on failure: if the
+        # disk is full the roll did not happen and the active segment takes appends again.
+        with self._disk_errors("segment roll"):
+            active.write_final_time_entry()
+            segment = self._new_segment(new_base)
+        try:
+            active.trim_indexes()
+        except OSError as exc:  # retried at close; until then the files stay preallocated
+            _log.warning("could not trim the indexes of %s: %s", active, exc)
         self._add_segment(segment)
         if self.committer is not None:
             self.committer.flush(self, new_base)  # Kafka flushes the sealed segment async
@@ -555,7 +582,9 @@ class Log:
                 if self._bases[i] >= up_to:
                     break
                 paths += self._segments[self._bases[i]].flush_paths()
-        epochs = tuple(self.epochs.snapshot()) if self.epochs.dirty else None
+        with self._lock:
+            unsaved, self._epochs_unsaved = self._epochs_unsaved, False
+        epochs = tuple(self.epochs.snapshot()) if self.epochs.dirty or unsaved else None
         dirs = [self.dir] if self._dir_dirty else []
         if self.parent_dir_dirty:
             dirs.append(os.path.dirname(self.dir))
@@ -573,6 +602,10 @@ class Log:
 
     def on_flushed(self, plan: FlushPlan, error: BaseException | None) -> None:
         """Called by whoever ran `plan` (any thread)."""
+        if isinstance(error, NoSpaceForCheckpoint):  # a full disk: the next flush retries
+            with self._lock:
+                self._epochs_unsaved = True
+            return
         if error is not None:
             self._mark_offline(f"flush failed: {error}")
             return
@@ -620,13 +653,26 @@ class Log:
         fsynced only if files were created or renamed since the last flush: a broker with
         thousands of idle partitions must not pay fsyncs for each at shutdown.
         """
-        if self._offline is None:
-            if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
-                self.epochs.dirty = True
-            for segment in self.segments:
+        try:
+            if self._offline is None:
+                if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
+                    self.epochs.dirty = True
+                self._close_segments()
+        finally:
+            self.close_handlers()
+
+    def _close_segments(self) -> None:
+        """Seal every segment and flush; a sealing failure (a full disk) is raised after the
+        flush, so the caller knows the shutdown was not clean and the data is still synced."""
+        failure: OSError | None = None
+        for segment in self.segments:
+            try:
                 segment.close()
-            self.flush()
-        self.close_handlers()
+            except OSError as exc:
+                failure = failure or exc
+        self.flush()
+        if failure is not None:
+            raise KafkaStorageError(f"{self}: sealing segments failed: {failure}") from failure
 
     def close_handlers(self) -> None:
         """Release every descriptor without writing (crash simulation, offline dirs)."""

@@ -47,6 +47,7 @@ from storage.checkpoint import (
     write_partition_metadata,
 )
 from storage.config import LogConfig
+from storage.errors import KafkaStorageError
 from storage.filecache import DEFAULT_MAX_OPEN_FILES, FileHandleCache
 from storage.flush import GroupCommitter
 from storage.fs import OS_FS, FileSystem
@@ -258,8 +259,12 @@ class LogManager:
         """Retention for every online log; returns the number of segments deleted."""
         deleted = 0
         for log in self._logs.values():
-            if not log.offline:
+            if log.offline:
+                continue
+            try:
                 deleted += log.delete_old_segments(now_ms)
+            except KafkaStorageError as exc:  # e.g. a roll on a full disk: the others go on
+                _log.error("retention of %s failed: %s", log, exc)
         return deleted
 
     # --- shutdown -------------------------------------------------------------------------
@@ -278,10 +283,13 @@ class LogManager:
                 all_clean = False
                 _log.exception("closing %s failed", log)
             all_clean = all_clean and not log.offline
-        self._write_checkpoints(self._checkpoint_snapshot())
-        if all_clean:
-            for log_dir in self.log_dirs:
-                write_clean_shutdown_marker(self.fs, log_dir, self.broker_epoch)
+        try:
+            self._write_checkpoints(self._checkpoint_snapshot())
+            if all_clean:
+                for log_dir in self.log_dirs:
+                    write_clean_shutdown_marker(self.fs, log_dir, self.broker_epoch)
+        except OSError as exc:  # a full disk: no marker, so the next start recovers
+            _log.error("shutdown checkpoints not written, the next start recovers: %s", exc)
         self.cache.close_all()
 
     def abort(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from storage.errors import CorruptIndexError
 from storage.filecache import FileHandleCache
 from storage.index import OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset
+from tests.storage.conftest import FaultyFS
 
 BASE = 1000
 
@@ -158,3 +161,22 @@ def test_sealed_index_maps_lazily_through_the_lru(tmp_path: Path) -> None:
     for index in indexes:
         assert index.lookup(7) == OffsetPosition(5, 50)
         assert cache.open_count <= 4
+
+
+def test_entries_land_only_on_reserved_pages(tmp_path: Path) -> None:
+    """A write through the map into a hole of a full disk is SIGBUS: blocks are reserved
+    first, a page at a time, and a reservation that fails leaves the index as it was."""
+    fs = FaultyFS()
+    index = OffsetIndex(str(tmp_path / "x.index"), BASE, 8 * 2000, FileHandleCache(8), fs)
+    index.create()
+    fs.fail_fallocate = True
+    with pytest.raises(OSError, match="No space"):
+        index.append(BASE, 0)
+    assert index.entries == 0 and index.lookup(BASE + 5) == OffsetPosition(BASE, 0)
+    fs.fail_fallocate = False
+    per_page = mmap.PAGESIZE // 8
+    for n in range(per_page + 1):
+        index.append(BASE + n, n * 100)
+    assert fs.fallocates == 2  # the first page, then the second
+    assert index.lookup(BASE + per_page) == OffsetPosition(BASE + per_page, per_page * 100)
+    assert os.path.getsize(index.path) == 8 * 2000  # reserving never grew the file
