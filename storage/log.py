@@ -516,15 +516,48 @@ class Log:
         return count
 
     def _schedule_file_deletion(self, segments: list[LogSegment]) -> None:
-        paths: list[str] = []
-        for segment in segments:
-            paths += segment.rename_with_suffix(DELETED_SUFFIX)
+        """Rename now; unlink `file.delete.delay.ms` after the last outstanding read of each
+        segment is gone (a fetch response built but not yet sent keeps its bytes)."""
         _log.info("%s-%d: deleting segments %s", self.topic, self.partition, segments)
+        for segment in segments:
+            paths = segment.rename_with_suffix(DELETED_SUFFIX)
+            segment.log.when_unleased(
+                partial(self.delete_later, partial(_unlink_all, self.fs, paths))
+            )
+
+    def delete_later(self, delete: Callable[[], None]) -> None:
+        """Run `delete` after `file.delete.delay.ms` on the committer (any thread may call)."""
         if self.committer is None:
-            _unlink_all(self.fs, paths)
-        else:
-            delay = self.config.file_delete_delay_ms / 1000
-            self.committer.submit_after(delay, partial(_unlink_all, self.fs, paths))
+            delete()
+            return
+        try:
+            self.committer.submit_after(self.config.file_delete_delay_ms / 1000, delete)
+        except RuntimeError:  # shut down meanwhile: the loader removes the files at start-up
+            _log.info("%s: deletion left to the next start", self)
+
+    def when_unleased(self, action: Callable[[], None]) -> None:
+        """Run `action` once no read of any current segment is outstanding (thread-safe)."""
+        files = [segment.log for segment in self.segments]
+        remaining = [len(files)]
+        lock = threading.Lock()
+
+        def one_done() -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                action()
+
+        if not files:
+            action()
+        for file in files:
+            file.when_unleased(one_done)
+
+    def moved_to(self, directory: str) -> None:
+        """The partition directory was renamed to `directory` (topic deletion)."""
+        self.dir = directory
+        for segment in self.segments:
+            segment.moved_to(directory)
 
     def truncate_to(self, offset: int) -> bool:
         """Follower truncation: drop everything from `offset` on. True if anything went."""

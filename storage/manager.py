@@ -31,6 +31,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from functools import partial
 
 from storage.checkpoint import (
     HIGH_WATERMARK_CHECKPOINT,
@@ -221,8 +222,9 @@ class LogManager:
             log_dir, f"{partition_dir_name(topic, partition)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}"
         )
         self.fs.replace(log.dir, doomed)
-        delay = log.config.file_delete_delay_ms / 1000
-        self.committer.submit_after(delay, lambda: shutil.rmtree(doomed, ignore_errors=True))
+        log.moved_to(doomed)  # reads still outstanding reopen their files there
+        remove = partial(shutil.rmtree, doomed, ignore_errors=True)
+        log.when_unleased(partial(log.delete_later, remove))
         return True
 
     # --- periodic duties ------------------------------------------------------------------

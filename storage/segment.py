@@ -599,11 +599,28 @@ class LogSegment:
         self.time_index.close()
         self.log.close()
 
+    def moved_to(self, directory: str) -> None:
+        """The partition directory was renamed (topic deletion): follow it, retired."""
+        self.log.retire()
+        self.close_handlers()
+        self.dir = directory
+        self.log.path = self._path(LOG_SUFFIX)
+        for index, suffix in (
+            (self.offset_index, INDEX_SUFFIX),
+            (self.time_index, TIME_INDEX_SUFFIX),
+        ):
+            index.path = index._map.path = self._path(suffix)
+
     def flush_paths(self) -> tuple[str, str, str]:
         return self.log.path, self.offset_index.path, self.time_index.path
 
     def rename_with_suffix(self, suffix: str) -> list[str]:
-        """Rename all three files to `<name><suffix>` (e.g. `.deleted`); returns new paths."""
+        """Rename all three files to `<name><suffix>` (e.g. `.deleted`); returns new paths.
+
+        The segment is on its way out: its descriptor closes as soon as no send uses it, and
+        outstanding reads reopen it under the new name (see `storage/filecache.py`).
+        """
+        self.log.retire()
         self.close_handlers()
         new_log = self.log.path + suffix
         self.fs.replace(self.log.path, new_log)
