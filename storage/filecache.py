@@ -262,16 +262,15 @@ class FileLease:
 
 
 class IndexMap(CachedHandle):
-    """A shared memory map of one index file, of the file's current length.
+    """A read-only shared memory map of one index file, of the file's length when mapped.
 
-    `writable` maps read-write (active segment: the file is preallocated first); otherwise
-    read-only. A zero-length file is never mapped (`buf` is then empty).
+    Entries are written with pwrite (see `storage/index.py`); the map sees them, as it shares
+    the page cache. A zero-length file is never mapped (`buf` is then empty).
     """
 
-    def __init__(self, cache: FileHandleCache, path: str, writable: bool) -> None:
+    def __init__(self, cache: FileHandleCache, path: str) -> None:
         super().__init__(cache)
         self.path = path
-        self.writable = writable
         self._map: mmap.mmap | None = None
 
     @property
@@ -281,13 +280,11 @@ class IndexMap(CachedHandle):
         return self._map if self._map is not None else b""
 
     def _open_resource(self) -> None:
-        flags = os.O_RDWR if self.writable else os.O_RDONLY
-        fd = os.open(self.path, flags | os.O_CLOEXEC)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
             if size > 0:
-                access = mmap.ACCESS_WRITE if self.writable else mmap.ACCESS_READ
-                self._map = mmap.mmap(fd, size, access=access)
+                self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
 

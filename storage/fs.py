@@ -3,9 +3,8 @@
 Recovery tests replace `FileSystem` with a subclass that writes only part of the bytes and
 then "crashes" (raises), or fails an fsync, at a chosen call, so torn writes and lost
 flushes are reproduced deterministically. Production code uses `OS_FS`, which is a thin
-layer over `os`. Index files are created, resized and renamed through the seam, but their entries
-are written through memory maps (after `fallocate` reserved the pages), which bypass it: they
-are rebuilt from the log file whenever recovery doubts them.
+layer over `os`. Index files are written, resized and renamed through the seam too; only their
+lookups read a memory map.
 
 Thread safety: stateless; any thread may call it (the flush worker fsyncs through it).
 """
@@ -41,15 +40,6 @@ class FileSystem:
 
     def ftruncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)
-
-    def fallocate(self, fd: int, offset: int, length: int) -> None:
-        """Reserve disk blocks for [offset, offset + length) without changing the bytes.
-
-        Writing through a shared memory map into a hole of a sparse file on a full disk
-        raises SIGBUS, which kills the process; reserving the blocks first turns that into
-        an ENOSPC here (index files are preallocated sparse, as Kafka's are).
-        """
-        os.posix_fallocate(fd, offset, length)
 
     def truncate(self, path: str, size: int) -> None:
         os.truncate(path, size)

@@ -1079,43 +1079,61 @@ def partitions_second_life(
 # --- main -------------------------------------------------------------------------------------
 
 
-def run(report: Report, scale: Scale, tmp: Path) -> None:
+SECTIONS = ("produce", "latency", "fetch", "startup", "partitions", "page-cache")
+
+
+def run(report: Report, scale: Scale, tmp: Path, only: set[str]) -> None:
     mock: MockCluster | None = None
     kbroker: BrokerProcess | None = None
-    with section(report, "starting librdkafka's mock cluster and kbroker (--ephemeral)"):
-        mock = MockCluster(tmp / "mock.log")
-        kbroker = BrokerProcess(["--ephemeral"], tmp / "kbroker.log")
-        progress(
-            f"  mock cluster at {mock.address}; kbroker pid {kbroker.pid} at {kbroker.address}"
-        )
+    if only & {"produce", "latency", "fetch"}:
+        with section(report, "starting librdkafka's mock cluster and kbroker (--ephemeral)"):
+            mock = MockCluster(tmp / "mock.log")
+            kbroker = BrokerProcess(["--ephemeral"], tmp / "kbroker.log")
+            progress(
+                f"  mock cluster at {mock.address}; kbroker pid {kbroker.pid} at {kbroker.address}"
+            )
     try:
         if mock is not None and kbroker is not None:
             endpoints = [
                 Endpoint("kbroker", kbroker.address, kbroker.pid),
                 Endpoint("mock", mock.address, mock.proc.pid),
             ]
-            bench_produce(report, scale, endpoints, RUNS)
-            bench_latency(report, scale, endpoints)
-            bench_fetch(report, scale, endpoints, RUNS, tmp)
+            if "produce" in only:
+                bench_produce(report, scale, endpoints, RUNS)
+            if "latency" in only:
+                bench_latency(report, scale, endpoints)
+            if "fetch" in only:
+                bench_fetch(report, scale, endpoints, RUNS, tmp)
     finally:
         if kbroker is not None:
             kbroker.stop()
         if mock is not None:
             mock.stop()
-    bench_startup(report, scale, tmp)
-    bench_partitions(report, scale, tmp)
-    bench_page_cache(report, scale, RUNS, tmp)
+    if "startup" in only:
+        bench_startup(report, scale, tmp)
+    if "partitions" in only:
+        bench_partitions(report, scale, tmp)
+    if "page-cache" in only:
+        bench_page_cache(report, scale, RUNS, tmp)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="1/10 scale, for a smoke check")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})",
+    )
     parser.add_argument("--serve-mock-cluster", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_mock_cluster:
         return serve_mock_cluster()
     scale = QUICK if args.quick else FULL
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    if not only <= set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(only - set(SECTIONS)))}")
     tmp = Path(tempfile.mkdtemp(prefix="kbroker-bench-"))
     handler = logging.FileHandler(tmp / "clients.log")
     client_log.addHandler(handler)
@@ -1127,7 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = Report()
     try:
-        run(report, scale, tmp)
+        run(report, scale, tmp, only)
     finally:
         handler.close()
         if not args.keep:

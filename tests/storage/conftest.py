@@ -55,7 +55,7 @@ class SimulatedCrash(Exception):
 
 class FaultyFS(FileSystem):
     """A FileSystem whose next pwrite can be torn or fail, whose fsync can fail, and whose disk
-    can be full (no new file, no block reserved, no byte written)."""
+    can be full for some files or all (no new file, no byte written)."""
 
     def __init__(self) -> None:
         self.torn_write_bytes: int | None = None  # write this many bytes, then crash
@@ -63,10 +63,9 @@ class FaultyFS(FileSystem):
         self.fail_fsync = False
         self.fail_replace = False
         self.fail_create: str | None = None  # ENOSPC creating a file whose name ends so
-        self.fail_fallocate = False  # ENOSPC reserving blocks
-        self.disk_full = False  # all of it: no new file, no block, no byte written
+        self.fail_write: str | None = None  # ENOSPC writing a file whose name ends so
+        self.disk_full = False  # both, for every file
         self.fsyncs: list[str] = []  # paths, in order
-        self.fallocates = 0
 
     def open(self, path: str, flags: int, mode: int = 0o644) -> int:
         suffix = "" if self.disk_full else self.fail_create
@@ -75,15 +74,10 @@ class FaultyFS(FileSystem):
             raise OSError(errno.ENOSPC, "No space left on device", path)
         return super().open(path, flags, mode)
 
-    def fallocate(self, fd: int, offset: int, length: int) -> None:
-        if self.disk_full or self.fail_fallocate:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.fallocates += 1
-        super().fallocate(fd, offset, length)
-
     def pwrite(self, fd: int, data: Buffer, offset: int) -> int:
         view = memoryview(data)
-        if self.disk_full:
+        suffix = "" if self.disk_full else self.fail_write
+        if suffix is not None and os.readlink(f"/proc/self/fd/{fd}").endswith(suffix):
             raise OSError(errno.ENOSPC, "No space left on device")
         if self.torn_write_bytes is not None:
             keep, self.torn_write_bytes = self.torn_write_bytes, None

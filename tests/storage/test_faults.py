@@ -73,12 +73,12 @@ def test_a_roll_that_cannot_write_the_final_time_entry_fails_whole(make_log: Log
     fill(log, 3)  # less than index.interval.bytes: sealing writes the first time entry
     sealed = log.active_segment
     assert sealed.time_index.entries == 0
-    fs.fail_fallocate = True
+    fs.fail_write = ".timeindex"
     with pytest.raises(KafkaStorageError):
         log.append_as_leader(batch(), 0, NOW)
     assert log.segments == [sealed] and sealed.time_index.entries == 0
     assert sealed.time_index.writable and not log.offline
-    fs.fail_fallocate = False
+    fs.fail_write = None
     log.append_as_leader(batch(), 0, NOW)
     assert [s.base_offset for s in log.segments] == [0, 3]
     assert sealed.time_index.entries == 1 and not sealed.time_index.writable
@@ -88,12 +88,12 @@ def test_a_roll_that_cannot_write_the_final_time_entry_fails_whole(make_log: Log
 def test_index_entries_that_find_no_space_are_skipped(make_log: LogFactory) -> None:
     fs = FaultyFS()
     log = make_log(SMALL.with_overrides(index_interval_bytes=0), fs=fs)
-    fs.fail_fallocate = True
+    fs.fail_write = "index"  # .index and .timeindex
     fill(log, 6)  # every batch after the first wants an index entry; none fits
     segment = log.active_segment
     assert segment.offset_index.entries == 0 and segment.time_index.entries == 0
     assert base_offsets(log.read(4, 10**6).read_bytes()) == [4, 5]  # found by a header scan
-    fs.fail_fallocate = False
+    fs.fail_write = None
     fill(log, 2)
     assert segment.offset_index.entries == 2
     assert base_offsets(log.read(6, 10**6).read_bytes()) == [6, 7]

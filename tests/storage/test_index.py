@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from pathlib import Path
@@ -163,20 +162,19 @@ def test_sealed_index_maps_lazily_through_the_lru(tmp_path: Path) -> None:
         assert cache.open_count <= 4
 
 
-def test_entries_land_only_on_reserved_pages(tmp_path: Path) -> None:
-    """A write through the map into a hole of a full disk is SIGBUS: blocks are reserved
-    first, a page at a time, and a reservation that fails leaves the index as it was."""
+def test_entries_are_written_through_the_filesystem_seam(tmp_path: Path) -> None:
+    """Not through the map: a store into a hole of a full disk would be SIGBUS; a pwrite gets
+    ENOSPC, and the index stays as it was."""
     fs = FaultyFS()
     index = OffsetIndex(str(tmp_path / "x.index"), BASE, 8 * 2000, FileHandleCache(8), fs)
     index.create()
-    fs.fail_fallocate = True
+    index.append(BASE, 0)
+    fs.disk_full = True
     with pytest.raises(OSError, match="No space"):
-        index.append(BASE, 0)
-    assert index.entries == 0 and index.lookup(BASE + 5) == OffsetPosition(BASE, 0)
-    fs.fail_fallocate = False
-    per_page = mmap.PAGESIZE // 8
-    for n in range(per_page + 1):
+        index.append(BASE + 1, 100)
+    assert index.entries == 1 and index.lookup(BASE + 5) == OffsetPosition(BASE, 0)
+    fs.disk_full = False
+    for n in range(1, 1000):  # across pages, the map seeing every entry written
         index.append(BASE + n, n * 100)
-    assert fs.fallocates == 2  # the first page, then the second
-    assert index.lookup(BASE + per_page) == OffsetPosition(BASE + per_page, per_page * 100)
-    assert os.path.getsize(index.path) == 8 * 2000  # reserving never grew the file
+        assert index.lookup(BASE + n) == OffsetPosition(BASE + n, n * 100)
+    assert os.path.getsize(index.path) == 8 * 2000  # still preallocated: nothing grew it
