@@ -81,18 +81,22 @@ class FlushPlan:
     epochs: tuple[tuple[int, int], ...] | None
     epoch_path: str
 
-    def execute(self, fs: FileSystem) -> None:
+    def execute(self, fs: FileSystem, fsync: bool = True) -> None:
         """Epoch checkpoint first, then every file, then the directory (raises OSError).
 
-        A checkpoint that does not fit on a full disk raises `NoSpaceForCheckpoint`.
+        A checkpoint that does not fit on a full disk raises `NoSpaceForCheckpoint`. With
+        `fsync=False` only the checkpoint is written, unsynced: the caller syncs the whole
+        filesystem next (a clean shutdown).
         """
         if self.epochs is not None:
             try:
-                write_epochs(fs, self.epoch_path, self.epochs)
+                write_epochs(fs, self.epoch_path, self.epochs, fsync)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise NoSpaceForCheckpoint(exc.errno, str(exc)) from exc
                 raise
+        if not fsync:
+            return
         for path in self.paths:
             # A file renamed for deletion meanwhile has nothing left to make durable.
             with contextlib.suppress(FileNotFoundError):

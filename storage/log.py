@@ -684,26 +684,53 @@ class Log:
 
         The checkpoint is rewritten only when it changed or is missing, and the directory is
         fsynced only if files were created or renamed since the last flush: a broker with
-        thousands of idle partitions must not pay fsyncs for each at shutdown.
+        thousands of idle partitions must not pay fsyncs for each at shutdown. Raises
+        KafkaStorageError if sealing or flushing failed (descriptors are released anyway).
         """
         try:
             if self._offline is None:
-                if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
-                    self.epochs.dirty = True
-                self._close_segments()
+                failure = self._seal_all()
+                self.flush()
+                self._raise_seal_failure(failure)
         finally:
             self.close_handlers()
 
-    def _close_segments(self) -> None:
-        """Seal every segment and flush; a sealing failure (a full disk) is raised after the
-        flush, so the caller knows the shutdown was not clean and the data is still synced."""
+    def close_before_syncfs(self) -> FlushPlan | None:
+        """First half of a clean close whose caller then syncs the whole filesystem.
+
+        Seals every segment, writes the epoch checkpoint if needed (not fsynced) and releases
+        the descriptors. Returns the plan that the filesystem sync makes true: pass it to
+        `on_flushed` once `syncfs` succeeded (or `execute` it to fsync file by file). Raises
+        KafkaStorageError as `close` does.
+        """
+        try:
+            if self._offline is not None:
+                return None
+            failure = self._seal_all()
+            plan = self.flush_plan()
+            if plan is not None:
+                with self._disk_errors("epoch checkpoint at close"):
+                    plan.execute(self.fs, fsync=False)
+            self._raise_seal_failure(failure)
+            return plan
+        finally:
+            self.close_handlers()
+
+    def _seal_all(self) -> OSError | None:
+        """Seal every segment (final time entry, trimmed indexes); the first failure."""
+        if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
+            self.epochs.dirty = True
         failure: OSError | None = None
         for segment in self.segments:
             try:
                 segment.close()
             except OSError as exc:
                 failure = failure or exc
-        self.flush()
+        return failure
+
+    def _raise_seal_failure(self, failure: OSError | None) -> None:
+        """A sealing failure (a full disk) is raised after the data was made durable, so the
+        caller knows the shutdown was not clean but nothing was left unsynced."""
         if failure is not None:
             raise KafkaStorageError(f"{self}: sealing segments failed: {failure}") from failure
 
