@@ -21,7 +21,11 @@ Kafka's files carry a version and an entry count but no checksum; we keep the fo
 integrity from the atomic replace (`FileSystem.write_atomically`: tmp, fsync, rename, fsync
 dir): after a crash a checkpoint is either the old file or the new one, never a torn mix. A
 file that still fails to parse raises `CheckpointError`; callers decide (the loader falls back
-to full recovery).
+to full recovery). Two writes skip the fsyncs (`sync=False`): `partition.metadata`, whose topic
+id the broker's own topic store holds durably (a file a crash left unreadable is ignored and
+written again), and the leader-epoch checkpoints of a clean shutdown, which one `syncfs` makes
+durable before the clean-shutdown marker is written (an unreadable one is rebuilt from batch
+headers).
 
 Thread safety: these functions hold no state; the caller snapshots the entries on the owner
 thread and may write on a worker thread.
@@ -101,9 +105,11 @@ def read_offsets(path: str) -> dict[TopicPartition, int]:
         raise CheckpointError(f"{path}: malformed entry") from None
 
 
-def write_epochs(fs: FileSystem, path: str, entries: Iterable[tuple[int, int]]) -> None:
+def write_epochs(
+    fs: FileSystem, path: str, entries: Iterable[tuple[int, int]], sync: bool = True
+) -> None:
     """Atomically write a leader-epoch checkpoint from `(epoch, start_offset)` pairs."""
-    fs.write_atomically(path, _encode(f"{e} {o}" for e, o in entries))
+    fs.write_atomically(path, _encode(f"{e} {o}" for e, o in entries), sync)
 
 
 def read_epochs(path: str) -> list[tuple[int, int]] | None:
@@ -130,9 +136,11 @@ def decode_topic_id(text: str) -> uuid.UUID:
         raise CheckpointError(f"malformed topic id {text!r}") from None
 
 
-def write_partition_metadata(fs: FileSystem, path: str, topic_id: uuid.UUID) -> None:
+def write_partition_metadata(
+    fs: FileSystem, path: str, topic_id: uuid.UUID, sync: bool = True
+) -> None:
     body = f"version: {_VERSION}\ntopic_id: {encode_topic_id(topic_id)}"
-    fs.write_atomically(path, body.encode())
+    fs.write_atomically(path, body.encode(), sync)
 
 
 def read_partition_metadata(path: str) -> uuid.UUID | None:

@@ -10,8 +10,19 @@ overshoots rather than deadlock, and shrinks back at the next release. Each hand
 exactly one descriptor: a memory map holds a `dup` of its file's descriptor (CPython's mmap
 keeps one), and we close the original right after mapping.
 
-Threads: owner thread only (the event loop). Worker threads (fsync, verification) open
-short-lived descriptors of their own by path and never touch the cache.
+Deleted files and readers. A read hands out a byte range of a segment file to be sent later
+(`FetchDataInfo`), and the descriptor is pinned only while the bytes are sent, so a response
+with thousands of partitions never holds thousands of descriptors. Meanwhile retention,
+DeleteRecords or a topic deletion may rename the file and, after `file.delete.delay.ms`, unlink
+it. So every such range holds a `FileLease` on its `SegmentFile` for as long as it lives: a file
+is renamed at once (its new name is where a later pin reopens it) but not unlinked while leased;
+the deletion is scheduled when the last lease is released. A retired file's descriptor closes
+as soon as it is unpinned, so its disk space comes back as soon as the unlink happens.
+
+Threads: owner thread only (the event loop), except lease release, which may happen wherever the
+last reference to a range is dropped (the garbage collector runs on any thread); it takes a
+lock and hands the deferred deletion to a thread-safe callback. Worker threads (fsync,
+verification) open short-lived descriptors of their own by path and never touch the cache.
 
 Crash: nothing to recover; the cache holds no durable state.
 """
@@ -20,8 +31,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from storage.fs import FileSystem
@@ -137,12 +149,16 @@ class CachedHandle:
         raise NotImplementedError
 
 
+_LEASES = threading.Lock()  # guards every SegmentFile's lease count and deferred action
+
+
 class SegmentFile(CachedHandle):
     """The descriptor of one `.log` file, opened read-write without O_APPEND.
 
     Appends use `pwrite` at the tracked size and reads use `pread`/`sendfile` with explicit
     positions, so nothing depends on the descriptor's file position and a reopened
-    descriptor behaves exactly like the evicted one.
+    descriptor behaves exactly like the evicted one. The file must exist: reopening never
+    creates it (`LogSegment.create` does), so a vanished file is an error, not an empty file.
     """
 
     def __init__(self, cache: FileHandleCache, fs: FileSystem, path: str) -> None:
@@ -150,6 +166,54 @@ class SegmentFile(CachedHandle):
         self.fs = fs
         self.path = path
         self._fd = -1
+        self.retired = False  # renamed for deletion: close as soon as nobody uses it
+        self._leases = 0
+        self._when_unleased: list[Callable[[], None]] = []
+
+    # --- leases (see the module docstring) -----------------------------------------------
+
+    def lease(self) -> FileLease:
+        return FileLease(self)
+
+    @property
+    def leased(self) -> bool:
+        with _LEASES:
+            return self._leases > 0
+
+    def when_unleased(self, action: Callable[[], None]) -> None:
+        """Run `action` now if no range of this file is outstanding, else when the last goes.
+
+        `action` may then run on whichever thread drops the last range: it must be
+        thread-safe (scheduling work on the storage committer is).
+        """
+        with _LEASES:
+            if self._leases:
+                self._when_unleased.append(action)
+                return
+        action()
+
+    def _acquire(self) -> None:
+        with _LEASES:
+            self._leases += 1
+
+    def _release(self) -> None:
+        with _LEASES:
+            self._leases -= 1
+            if self._leases or not self._when_unleased:
+                return
+            actions, self._when_unleased = self._when_unleased, []
+        for action in actions:
+            action()
+
+    def retire(self) -> None:
+        """The file is being deleted: drop the descriptor now, or after its last user."""
+        self.retired = True
+        self.close()
+
+    def unpin(self) -> None:
+        super().unpin()
+        if self.retired and not self.pinned:
+            self.close()
 
     @property
     def fd(self) -> int:
@@ -168,24 +232,45 @@ class SegmentFile(CachedHandle):
             self.unpin()
 
     def _open_resource(self) -> None:
-        self._fd = self.fs.open(self.path, os.O_RDWR | os.O_CREAT)
+        self._fd = self.fs.open(self.path, os.O_RDWR)
 
     def _close_resource(self) -> None:
         fd, self._fd = self._fd, -1
         self.fs.close(fd)
 
 
-class IndexMap(CachedHandle):
-    """A shared memory map of one index file, of the file's current length.
+class FileLease:
+    """Keeps a `SegmentFile`'s bytes reachable by name while a range of it may still be sent.
 
-    `writable` maps read-write (active segment: the file is preallocated first); otherwise
-    read-only. A zero-length file is never mapped (`buf` is then empty).
+    Released by `release()` or when the lease is dropped (CPython drops it as soon as the
+    range that holds it is no longer referenced).
     """
 
-    def __init__(self, cache: FileHandleCache, path: str, writable: bool) -> None:
+    __slots__ = ("_file",)
+
+    def __init__(self, file: SegmentFile) -> None:
+        file._acquire()
+        self._file: SegmentFile | None = file
+
+    def release(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file._release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+class IndexMap(CachedHandle):
+    """A read-only shared memory map of one index file, of the file's length when mapped.
+
+    Entries are written with pwrite (see `storage/index.py`); the map sees them, as it shares
+    the page cache. A zero-length file is never mapped (`buf` is then empty).
+    """
+
+    def __init__(self, cache: FileHandleCache, path: str) -> None:
         super().__init__(cache)
         self.path = path
-        self.writable = writable
         self._map: mmap.mmap | None = None
 
     @property
@@ -195,13 +280,11 @@ class IndexMap(CachedHandle):
         return self._map if self._map is not None else b""
 
     def _open_resource(self) -> None:
-        flags = os.O_RDWR if self.writable else os.O_RDONLY
-        fd = os.open(self.path, flags | os.O_CLOEXEC)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
             if size > 0:
-                access = mmap.ACCESS_WRITE if self.writable else mmap.ACCESS_READ
-                self._map = mmap.mmap(fd, size, access=access)
+                self._map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
 

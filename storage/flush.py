@@ -12,7 +12,9 @@ cost one fsync per file per round. When the plan has run, the log's recovery poi
 the plan's offset (unless the log was truncated meanwhile: `generation`), and each future
 resolves to that offset. A failed fsync fails every waiter of that log with
 KafkaStorageError and takes the log offline: after a failed fsync the kernel may have
-dropped the dirty pages, so nothing it reported as written can be trusted (fsyncgate).
+dropped the dirty pages, so nothing it reported as written can be trusted (fsyncgate). A
+leader-epoch checkpoint that does not fit on a full disk fails the waiters too, but leaves the
+log online: no written byte is in doubt, and the next flush writes the checkpoint again.
 
 The same thread runs one-off tasks (`submit`: checkpoint files) in order, and delayed tasks
 (`submit_after`: unlinking `.deleted` segment files after `file.delete.delay.ms`).
@@ -28,6 +30,7 @@ Thread safety: `flush`, `submit`, `submit_after`, `close` may be called from any
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import itertools
 import logging
@@ -59,6 +62,14 @@ class Flushable(Protocol):
     def on_flushed(self, plan: FlushPlan, error: BaseException | None) -> None: ...
 
 
+class NoSpaceForCheckpoint(OSError):
+    """The leader-epoch checkpoint did not fit on the disk (ENOSPC, EDQUOT).
+
+    Unlike a failed fsync this puts no written data in doubt: the old checkpoint is intact
+    (checkpoints are replaced atomically), the flush just did not happen and is retried.
+    """
+
+
 @dataclass(frozen=True)
 class FlushPlan:
     """Everything a worker needs to make a log durable up to `up_to`."""
@@ -70,10 +81,22 @@ class FlushPlan:
     epochs: tuple[tuple[int, int], ...] | None
     epoch_path: str
 
-    def execute(self, fs: FileSystem) -> None:
-        """Epoch checkpoint first, then every file, then the directory (raises OSError)."""
+    def execute(self, fs: FileSystem, fsync: bool = True) -> None:
+        """Epoch checkpoint first, then every file, then the directory (raises OSError).
+
+        A checkpoint that does not fit on a full disk raises `NoSpaceForCheckpoint`. With
+        `fsync=False` only the checkpoint is written, unsynced: the caller syncs the whole
+        filesystem next (a clean shutdown).
+        """
         if self.epochs is not None:
-            write_epochs(fs, self.epoch_path, self.epochs)
+            try:
+                write_epochs(fs, self.epoch_path, self.epochs, fsync)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise NoSpaceForCheckpoint(exc.errno, str(exc)) from exc
+                raise
+        if not fsync:
+            return
         for path in self.paths:
             # A file renamed for deletion meanwhile has nothing left to make durable.
             with contextlib.suppress(FileNotFoundError):
@@ -239,12 +262,13 @@ class GroupCommitter:
     def _flush_group(self, group: _Group) -> None:
         self.rounds += 1
         error: BaseException | None = None
+        failure: OSError | None = None
         try:
             group.plan.execute(self.fs)
         except OSError as exc:
-            error = KafkaStorageError(f"fsync failed: {exc}")
+            failure, error = exc, KafkaStorageError(f"flush failed: {exc}")
             _log.error("flush of %s failed: %s", group.plan.paths, exc)
-        group.log.on_flushed(group.plan, error)
+        group.log.on_flushed(group.plan, failure)
         for future in group.futures:
             if error is None:
                 future.set_result(group.plan.up_to)

@@ -15,12 +15,24 @@ the segments holding [recovery_point, up_to) and then advances the recovery poin
 offset below which recovery trusts the files. The leader-epoch checkpoint is rewritten by
 the same flush when it changed, before the recovery point can pass a new epoch.
 
+Disk errors, a full disk above all. Kafka marks the whole log directory offline on an
+IOException; on a single node with one log dir that stops every partition, reads included. We
+keep the log consistent instead and fail only what failed. An append that cannot be written
+(ENOSPC midway through a batch) is cut back to where it started, so no torn batch is ever served
+or left for recovery; a roll whose new segment files cannot be created removes what it created
+and the active segment goes on taking appends; an index entry that does not fit is skipped (the
+indexes are hints, see `storage/index.py`). The produce gets KAFKA_STORAGE_ERROR for that
+partition, no offset moves, reads go on, and appends succeed again once space is freed
+(DeleteRecords, retention, a deleted topic, a bigger disk). Only what puts written bytes in doubt
+takes a log offline (appends and reads then fail): a failed fsync (the kernel may have dropped
+the pages) or a cut-back that itself failed.
+
 File format: a partition directory `<topic>-<partition>` holding segments (see
 `storage/segment.py`), `leader-epoch-checkpoint` and `partition.metadata` (see
 `storage/checkpoint.py`). Crash handling is the loader's (`storage/loader.py`).
 
-Thread safety: owner thread only (the event loop), except `recovery_point`, `on_flushed` and
-`_offline`, which the flush worker reaches under `_lock`.
+Thread safety: owner thread only (the event loop), except `recovery_point`, `on_flushed`,
+`_offline` and `_epochs_unsaved`, which the flush worker reaches under `_lock`.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ from storage.config import LogConfig
 from storage.epoch import LeaderEpochFileCache
 from storage.errors import KafkaStorageError, OffsetOutOfRangeError, RecordBatchTooLargeError
 from storage.filecache import FileHandleCache
-from storage.flush import FlushPlan, GroupCommitter
+from storage.flush import FlushPlan, GroupCommitter, NoSpaceForCheckpoint
 from storage.fs import FileSystem
 from storage.retention import (
     Rule,
@@ -119,6 +131,8 @@ class Log:
         self._recovery_point = 0
         self._generation = 0  # bumped by truncation: stale flush plans must not apply
         self._offline: str | None = None
+        self._epochs_unsaved = False  # a flush could not write the epoch checkpoint
+        self._appends_failing = False  # the last append failed on a disk error (logged)
         self._dir_dirty = True  # files created or renamed since the last flush plan
         self.parent_dir_dirty = False  # set by whoever created the directory itself
         self._last_flush_ms = clock()
@@ -306,14 +320,20 @@ class Log:
         last = batches[-1].last_offset
         segment = self.active_segment
         rolled = segment.should_roll(size, max_ts, last, self.config, now_ms)
-        if rolled:
-            segment = self.roll(expected_next_offset=first)
         try:
+            if rolled:
+                segment = self.roll(expected_next_offset=first)
             segment.append(view, batches)
         except KafkaStorageError as exc:
             if segment.damaged:
                 self._mark_offline(f"a failed append could not be undone: {exc}")
+            if not self._appends_failing:  # once per episode, not once per produce
+                _log.error("%s: appends fail until the disk has room: %s", self, exc)
+                self._appends_failing = True
             raise
+        if self._appends_failing:
+            _log.info("%s: appends work again", self)
+            self._appends_failing = False
         self._next_offset = last + 1
         append_time = now_ms if log_append_time else NO_TIMESTAMP
         return LogAppendInfo(
@@ -333,8 +353,15 @@ class Log:
             return active
         if new_base <= active.base_offset:
             raise ValueError(f"cannot roll to {new_base}: active segment starts at {active}")
-        active.on_become_inactive()
-        segment = self._new_segment(new_base)
+        # The steps that need disk space come first and undo themselves on failure: if the
+        # disk is full the roll did not happen and the active segment takes appends again.
+        with self._disk_errors("segment roll"):
+            active.write_final_time_entry()
+            segment = self._new_segment(new_base)
+        try:
+            active.trim_indexes()
+        except OSError as exc:  # retried at close; until then the files stay preallocated
+            _log.warning("could not trim the indexes of %s: %s", active, exc)
         self._add_segment(segment)
         if self.committer is not None:
             self.committer.flush(self, new_base)  # Kafka flushes the sealed segment async
@@ -489,15 +516,48 @@ class Log:
         return count
 
     def _schedule_file_deletion(self, segments: list[LogSegment]) -> None:
-        paths: list[str] = []
-        for segment in segments:
-            paths += segment.rename_with_suffix(DELETED_SUFFIX)
+        """Rename now; unlink `file.delete.delay.ms` after the last outstanding read of each
+        segment is gone (a fetch response built but not yet sent keeps its bytes)."""
         _log.info("%s-%d: deleting segments %s", self.topic, self.partition, segments)
+        for segment in segments:
+            paths = segment.rename_with_suffix(DELETED_SUFFIX)
+            segment.log.when_unleased(
+                partial(self.delete_later, partial(_unlink_all, self.fs, paths))
+            )
+
+    def delete_later(self, delete: Callable[[], None]) -> None:
+        """Run `delete` after `file.delete.delay.ms` on the committer (any thread may call)."""
         if self.committer is None:
-            _unlink_all(self.fs, paths)
-        else:
-            delay = self.config.file_delete_delay_ms / 1000
-            self.committer.submit_after(delay, partial(_unlink_all, self.fs, paths))
+            delete()
+            return
+        try:
+            self.committer.submit_after(self.config.file_delete_delay_ms / 1000, delete)
+        except RuntimeError:  # shut down meanwhile: the loader removes the files at start-up
+            _log.info("%s: deletion left to the next start", self)
+
+    def when_unleased(self, action: Callable[[], None]) -> None:
+        """Run `action` once no read of any current segment is outstanding (thread-safe)."""
+        files = [segment.log for segment in self.segments]
+        remaining = [len(files)]
+        lock = threading.Lock()
+
+        def one_done() -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                action()
+
+        if not files:
+            action()
+        for file in files:
+            file.when_unleased(one_done)
+
+    def moved_to(self, directory: str) -> None:
+        """The partition directory was renamed to `directory` (topic deletion)."""
+        self.dir = directory
+        for segment in self.segments:
+            segment.moved_to(directory)
 
     def truncate_to(self, offset: int) -> bool:
         """Follower truncation: drop everything from `offset` on. True if anything went."""
@@ -555,7 +615,9 @@ class Log:
                 if self._bases[i] >= up_to:
                     break
                 paths += self._segments[self._bases[i]].flush_paths()
-        epochs = tuple(self.epochs.snapshot()) if self.epochs.dirty else None
+        with self._lock:
+            unsaved, self._epochs_unsaved = self._epochs_unsaved, False
+        epochs = tuple(self.epochs.snapshot()) if self.epochs.dirty or unsaved else None
         dirs = [self.dir] if self._dir_dirty else []
         if self.parent_dir_dirty:
             dirs.append(os.path.dirname(self.dir))
@@ -573,6 +635,10 @@ class Log:
 
     def on_flushed(self, plan: FlushPlan, error: BaseException | None) -> None:
         """Called by whoever ran `plan` (any thread)."""
+        if isinstance(error, NoSpaceForCheckpoint):  # a full disk: the next flush retries
+            with self._lock:
+                self._epochs_unsaved = True
+            return
         if error is not None:
             self._mark_offline(f"flush failed: {error}")
             return
@@ -618,15 +684,55 @@ class Log:
 
         The checkpoint is rewritten only when it changed or is missing, and the directory is
         fsynced only if files were created or renamed since the last flush: a broker with
-        thousands of idle partitions must not pay fsyncs for each at shutdown.
+        thousands of idle partitions must not pay fsyncs for each at shutdown. Raises
+        KafkaStorageError if sealing or flushing failed (descriptors are released anyway).
         """
-        if self._offline is None:
-            if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
-                self.epochs.dirty = True
-            for segment in self.segments:
+        try:
+            if self._offline is None:
+                failure = self._seal_all()
+                self.flush()
+                self._raise_seal_failure(failure)
+        finally:
+            self.close_handlers()
+
+    def close_before_syncfs(self) -> FlushPlan | None:
+        """First half of a clean close whose caller then syncs the whole filesystem.
+
+        Seals every segment, writes the epoch checkpoint if needed (not fsynced) and releases
+        the descriptors. Returns the plan that the filesystem sync makes true: pass it to
+        `on_flushed` once `syncfs` succeeded (or `execute` it to fsync file by file). Raises
+        KafkaStorageError as `close` does.
+        """
+        try:
+            if self._offline is not None:
+                return None
+            failure = self._seal_all()
+            plan = self.flush_plan()
+            if plan is not None:
+                with self._disk_errors("epoch checkpoint at close"):
+                    plan.execute(self.fs, fsync=False)
+            self._raise_seal_failure(failure)
+            return plan
+        finally:
+            self.close_handlers()
+
+    def _seal_all(self) -> OSError | None:
+        """Seal every segment (final time entry, trimmed indexes); the first failure."""
+        if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
+            self.epochs.dirty = True
+        failure: OSError | None = None
+        for segment in self.segments:
+            try:
                 segment.close()
-            self.flush()
-        self.close_handlers()
+            except OSError as exc:
+                failure = failure or exc
+        return failure
+
+    def _raise_seal_failure(self, failure: OSError | None) -> None:
+        """A sealing failure (a full disk) is raised after the data was made durable, so the
+        caller knows the shutdown was not clean but nothing was left unsynced."""
+        if failure is not None:
+            raise KafkaStorageError(f"{self}: sealing segments failed: {failure}") from failure
 
     def close_handlers(self) -> None:
         """Release every descriptor without writing (crash simulation, offline dirs)."""

@@ -30,6 +30,7 @@ Thread safety: owner thread only. `flush_paths()` lists files a worker may fsync
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import random
@@ -136,8 +137,8 @@ class LogSegment:
         self.fs = fs
         self.log = SegmentFile(cache, fs, self._path(LOG_SUFFIX))
         size = config.segment_index_bytes
-        self.offset_index = OffsetIndex(self._path(INDEX_SUFFIX), base_offset, size, cache)
-        self.time_index = TimeIndex(self._path(TIME_INDEX_SUFFIX), base_offset, size, cache)
+        self.offset_index = OffsetIndex(self._path(INDEX_SUFFIX), base_offset, size, cache, fs)
+        self.time_index = TimeIndex(self._path(TIME_INDEX_SUFFIX), base_offset, size, cache, fs)
         self.index_interval_bytes = config.index_interval_bytes
         jitter = config.segment_jitter_ms
         self.roll_jitter_ms = random.randrange(min(jitter, config.segment_ms)) if jitter else 0
@@ -169,12 +170,23 @@ class LogSegment:
         fs: FileSystem,
         now_ms: int,
     ) -> LogSegment:
-        """A new, empty, active segment (an existing file of that name is emptied)."""
+        """A new, empty, active segment (an existing file of that name is emptied).
+
+        If a file cannot be created (a full disk, no inodes) the ones already created are
+        removed again and the OSError is raised: a failed roll leaves no trace.
+        """
         seg = cls(directory, base_offset, config, cache, fs, now_ms)
-        fd = fs.open(seg.log.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        fs.close(fd)
-        seg.offset_index.create()
-        seg.time_index.create()
+        try:
+            fd = fs.open(seg.log.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+            fs.close(fd)
+            seg.offset_index.create()
+            seg.time_index.create()
+        except OSError:
+            seg.close_handlers()
+            for path in seg.flush_paths():
+                with contextlib.suppress(FileNotFoundError):
+                    fs.unlink(path)
+            raise
         return seg
 
     @classmethod
@@ -236,10 +248,7 @@ class LogSegment:
             self._verified.add(start, self.size)
         if start == 0 and self._rolling_timestamp is None:
             self._rolling_timestamp = batches[0].max_timestamp
-        try:
-            self._index_batches(batches, start)
-        except OSError as exc:  # the index is only a hint: a missing entry costs a longer scan
-            _log.warning("could not index %s at %d: %s", self.log.path, start, exc)
+        self._index_batches(batches, start)
 
     def _write_or_undo(self, fd: int, data: memoryview, start: int) -> None:
         """Write at `start`; after a failure cut the file back so the log stays whole.
@@ -262,13 +271,24 @@ class LogSegment:
                 self.max_timestamp_so_far = batch.max_timestamp
                 self.offset_of_max_timestamp_so_far = batch.last_offset
             if self.bytes_since_last_index_entry > self.index_interval_bytes:
-                self.offset_index.append(batch.last_offset, position)
-                self.time_index.maybe_append(
-                    self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far
-                )
-                self.bytes_since_last_index_entry = 0
+                self._add_index_entries(batch.last_offset, position)
             position += batch.size
             self.bytes_since_last_index_entry += batch.size
+
+    def _add_index_entries(self, last_offset: int, position: int) -> None:
+        """One entry in each index; on a disk error skip them (the batch is already written).
+
+        The indexes are hints: a missing entry costs a longer header scan, never a wrong
+        answer, and recovery rebuilds them anyway.
+        """
+        try:
+            self.offset_index.append(last_offset, position)
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far
+            )
+        except OSError as exc:
+            _log.warning("no index entry for %s at byte %d: %s", self.log.path, position, exc)
+        self.bytes_since_last_index_entry = 0
 
     def should_roll(
         self,
@@ -476,11 +496,11 @@ class LogSegment:
         self.trusted, self._verified = True, _Ranges()
         self._rolling_timestamp = None
         self.bytes_since_last_index_entry = valid - last_entry
-        self.time_index.maybe_append(
-            self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far, skip_full_check=True
-        )
-        self.offset_index.trim()
-        self.time_index.trim()
+        try:
+            self.write_final_time_entry()
+        except OSError as exc:  # a full disk must not stop the broker from starting
+            _log.warning("no final time index entry for %s: %s", self.log.path, exc)
+        self.trim_indexes()
         return file_size - valid
 
     def _recover_batch(self, header: BatchHeader, position: int, since_entry: int) -> None:
@@ -491,10 +511,7 @@ class LogSegment:
             self.max_timestamp_so_far = header.max_timestamp
             self.offset_of_max_timestamp_so_far = last
         if since_entry > self.index_interval_bytes:
-            self.offset_index.append(last, position)
-            self.time_index.maybe_append(
-                self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far
-            )
+            self._add_index_entries(last, position)
 
     def read_next_offset(self) -> tuple[int, bool]:
         """(offset after the last batch, whether the file ends exactly at a batch end)."""
@@ -545,9 +562,18 @@ class LogSegment:
 
     def on_become_inactive(self) -> None:
         """Sealed by a roll: final time index entry, indexes trimmed to their entries."""
+        self.write_final_time_entry()
+        self.trim_indexes()
+
+    def write_final_time_entry(self) -> None:
+        """The time index entry of the largest timestamp, which a reload reads back as
+        `max_timestamp_so_far` (retention and ListOffsets rely on it). Raises OSError if the
+        disk has no room for it; nothing changes then."""
         self.time_index.maybe_append(
             self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far, skip_full_check=True
         )
+
+    def trim_indexes(self) -> None:
         self.offset_index.trim()
         self.time_index.trim()
 
@@ -557,10 +583,15 @@ class LogSegment:
         self.time_index.make_writable()
 
     def close(self) -> None:
-        """Clean close: seal the indexes (trimmed, final time entry) and drop descriptors."""
-        if self.offset_index.writable:
-            self.on_become_inactive()
-        self.close_handlers()
+        """Clean close: seal the indexes (trimmed, final time entry) and drop descriptors.
+
+        Raises OSError if sealing failed; the descriptors are dropped anyway.
+        """
+        try:
+            if self.offset_index.writable:
+                self.on_become_inactive()
+        finally:
+            self.close_handlers()
 
     def close_handlers(self) -> None:
         """Drop descriptors and maps without writing anything (crash-like close)."""
@@ -568,11 +599,28 @@ class LogSegment:
         self.time_index.close()
         self.log.close()
 
+    def moved_to(self, directory: str) -> None:
+        """The partition directory was renamed (topic deletion): follow it, retired."""
+        self.log.retire()
+        self.close_handlers()
+        self.dir = directory
+        self.log.path = self._path(LOG_SUFFIX)
+        for index, suffix in (
+            (self.offset_index, INDEX_SUFFIX),
+            (self.time_index, TIME_INDEX_SUFFIX),
+        ):
+            index.path = index._map.path = self._path(suffix)
+
     def flush_paths(self) -> tuple[str, str, str]:
         return self.log.path, self.offset_index.path, self.time_index.path
 
     def rename_with_suffix(self, suffix: str) -> list[str]:
-        """Rename all three files to `<name><suffix>` (e.g. `.deleted`); returns new paths."""
+        """Rename all three files to `<name><suffix>` (e.g. `.deleted`); returns new paths.
+
+        The segment is on its way out: its descriptor closes as soon as no send uses it, and
+        outstanding reads reopen it under the new name (see `storage/filecache.py`).
+        """
+        self.log.retire()
         self.close_handlers()
         new_log = self.log.path + suffix
         self.fs.replace(self.log.path, new_log)

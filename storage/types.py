@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from storage.filecache import SegmentFile
+from storage.filecache import FileLease, SegmentFile
 
 NO_TIMESTAMP = -1
 
@@ -56,10 +56,13 @@ class FetchDataInfo:
         with info.open_fd() as fd:
             os.sendfile(sock_fd, fd, info.position, info.length)
 
-    `read_bytes()` copies the range into memory instead (TLS, tests). Segment files are
-    renamed, never truncated in place while readable, except by `Log.truncate_to` (follower
-    truncation); a send racing a truncation may come up short and must then close the
-    connection, as Kafka's does.
+    `read_bytes()` copies the range into memory instead (TLS, tests). While this object lives
+    it holds a lease on the file: retention, DeleteRecords or a topic deletion may rename the
+    file meanwhile (the pin then reopens it under its new name) but not unlink it, whatever
+    `file.delete.delay.ms` says, so the bytes can always be sent. Segment files are never
+    truncated in place while readable, except by `Log.truncate_to` (follower truncation); a
+    send racing a truncation may come up short and must then close the connection, as
+    Kafka's does.
     """
 
     fetch_offset: int
@@ -68,6 +71,11 @@ class FetchDataInfo:
     length: int
     file: SegmentFile | None
     first_entry_incomplete: bool = False
+    lease: FileLease | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.file is not None and self.lease is None:
+            object.__setattr__(self, "lease", self.file.lease())
 
     @property
     def path(self) -> str | None:

@@ -54,17 +54,31 @@ class SimulatedCrash(Exception):
 
 
 class FaultyFS(FileSystem):
-    """A FileSystem whose next pwrite can be torn or fail, and whose fsync can fail."""
+    """A FileSystem whose next pwrite can be torn or fail, whose fsync can fail, and whose disk
+    can be full for some files or all (no new file, no byte written)."""
 
     def __init__(self) -> None:
         self.torn_write_bytes: int | None = None  # write this many bytes, then crash
         self.enospc_after_bytes: int | None = None  # write this many, then ENOSPC
         self.fail_fsync = False
         self.fail_replace = False
+        self.fail_create: str | None = None  # ENOSPC creating a file whose name ends so
+        self.fail_write: str | None = None  # ENOSPC writing a file whose name ends so
+        self.disk_full = False  # both, for every file
         self.fsyncs: list[str] = []  # paths, in order
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        suffix = "" if self.disk_full else self.fail_create
+        creates = flags & os.O_CREAT and not os.path.exists(path)
+        if creates and suffix is not None and path.endswith(suffix):
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return super().open(path, flags, mode)
 
     def pwrite(self, fd: int, data: Buffer, offset: int) -> int:
         view = memoryview(data)
+        suffix = "" if self.disk_full else self.fail_write
+        if suffix is not None and os.readlink(f"/proc/self/fd/{fd}").endswith(suffix):
+            raise OSError(errno.ENOSPC, "No space left on device")
         if self.torn_write_bytes is not None:
             keep, self.torn_write_bytes = self.torn_write_bytes, None
             os.pwrite(fd, view[:keep], offset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from storage.errors import CorruptIndexError
 from storage.filecache import FileHandleCache
 from storage.index import OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset
+from tests.storage.conftest import FaultyFS
 
 BASE = 1000
 
@@ -158,3 +160,21 @@ def test_sealed_index_maps_lazily_through_the_lru(tmp_path: Path) -> None:
     for index in indexes:
         assert index.lookup(7) == OffsetPosition(5, 50)
         assert cache.open_count <= 4
+
+
+def test_entries_are_written_through_the_filesystem_seam(tmp_path: Path) -> None:
+    """Not through the map: a store into a hole of a full disk would be SIGBUS; a pwrite gets
+    ENOSPC, and the index stays as it was."""
+    fs = FaultyFS()
+    index = OffsetIndex(str(tmp_path / "x.index"), BASE, 8 * 2000, FileHandleCache(8), fs)
+    index.create()
+    index.append(BASE, 0)
+    fs.disk_full = True
+    with pytest.raises(OSError, match="No space"):
+        index.append(BASE + 1, 100)
+    assert index.entries == 1 and index.lookup(BASE + 5) == OffsetPosition(BASE, 0)
+    fs.disk_full = False
+    for n in range(1, 1000):  # across pages, the map seeing every entry written
+        index.append(BASE + n, n * 100)
+        assert index.lookup(BASE + n) == OffsetPosition(BASE + n, n * 100)
+    assert os.path.getsize(index.path) == 8 * 2000  # still preallocated: nothing grew it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import uuid
@@ -12,7 +13,7 @@ import pytest
 
 from storage import checkpoint as cp
 from storage.manager import LogManager, parse_partition_dir
-from tests.storage.conftest import NOW, SMALL, NoSyncFS, base_offsets, batch
+from tests.storage.conftest import NOW, SMALL, FaultyFS, NoSyncFS, base_offsets, batch
 
 
 def open_fds() -> int:
@@ -165,3 +166,70 @@ def test_descriptors_stay_bounded_with_many_partitions(memory_dir: Path) -> None
     assert m.cache.open_count <= cap
     m.close()
     assert m.cache.open_count == 0
+
+
+class SyncfsFS(FaultyFS):
+    """Records syncfs calls; `syncfs_error` makes them fail with that errno."""
+
+    def __init__(self, syncfs_error: int | None = None) -> None:
+        super().__init__()
+        self.syncfs_error = syncfs_error
+        self.syncfs_calls: list[str] = []
+
+    def syncfs(self, path: str) -> None:
+        self.syncfs_calls.append(path)
+        if self.syncfs_error is not None:
+            raise OSError(self.syncfs_error, os.strerror(self.syncfs_error))
+        super().syncfs(path)
+
+
+def written_partitions(tmp_path: Path, fs: FaultyFS, count: int = 20) -> LogManager:
+    m = manager(tmp_path, dirs=2, fs=fs)
+    for p in range(count):
+        log = m.get_or_create_log("many", p)
+        log.append_as_leader(batch(), 0, NOW)
+        log.update_high_watermark(1)
+    m.committer.submit(lambda: None).result(10)
+    fs.fsyncs.clear()
+    return m
+
+
+def test_clean_shutdown_syncs_each_filesystem_once_instead_of_each_file(tmp_path: Path) -> None:
+    fs = SyncfsFS()
+    m = written_partitions(tmp_path, fs)
+    m.close()
+    assert len(fs.syncfs_calls) == 1  # both log dirs are on one filesystem
+    segment_fsyncs = [p for p in fs.fsyncs if "many-" in p]
+    assert segment_fsyncs == []  # no fsync file by file
+    for d in m.log_dirs:
+        assert cp.has_clean_shutdown_marker(d)
+        assert set(cp.read_offsets(os.path.join(d, cp.RECOVERY_POINT_CHECKPOINT)).values()) == {1}
+    again = manager(tmp_path, dirs=2)
+    for p in range(20):
+        log = again.get_log("many", p)
+        assert log is not None and log.recovery_point == 1 and log.log_end_offset == 1
+        assert log.epochs.entries() == [(0, 0)]  # the checkpoint written at close
+    again.close()
+
+
+def test_without_syncfs_each_log_is_fsynced(tmp_path: Path) -> None:
+    fs = SyncfsFS(errno.ENOSYS)
+    m = written_partitions(tmp_path, fs, count=3)
+    m.close()
+    for p in range(3):
+        assert any(path.endswith(f"many-{p}/00000000000000000000.log") for path in fs.fsyncs)
+    assert all(cp.has_clean_shutdown_marker(d) for d in m.log_dirs)
+
+
+def test_failed_syncfs_leaves_no_clean_shutdown_marker(tmp_path: Path) -> None:
+    fs = SyncfsFS(errno.EIO)
+    m = written_partitions(tmp_path, fs, count=3)
+    m.close()
+    assert not any(cp.has_clean_shutdown_marker(d) for d in m.log_dirs)
+    recovery = {}
+    for d in m.log_dirs:
+        recovery.update(cp.read_offsets(os.path.join(d, cp.RECOVERY_POINT_CHECKPOINT)))
+    assert set(recovery.values()) == {0}  # nothing claimed durable
+    again = manager(tmp_path, dirs=2)  # recovers, and finds every batch
+    assert all(again.get_log("many", p).log_end_offset == 1 for p in range(3))  # type: ignore[union-attr]
+    again.close()

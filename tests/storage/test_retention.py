@@ -111,7 +111,7 @@ def test_in_flight_read_survives_deletion(make_log: LogFactory) -> None:
     info = log.read(0, 1000)
     expected = info.read_bytes()
     with info.open_fd() as fd:
-        log.delete_records_before(segment_bases(log)[1])  # unlinked immediately here
+        log.delete_records_before(segment_bases(log)[1])  # renamed while being sent
         assert os.pread(fd, info.length, info.position) == expected
 
 
