@@ -13,9 +13,18 @@ import pytest
 from kbroker.groups import classic_ops, group_admin, offsets
 from kbroker.groups import records as rec
 from kbroker.groups.classic import GroupState
-from kbroker.groups.coordinator import GroupConfig
+from kbroker.groups.coordinator import GroupConfig, GroupCoordinatorShard
 from protocol.error_codes import ErrorCode
+from protocol.messages.join_group_request import JoinGroupRequest, JoinGroupRequestProtocol
+from protocol.messages.join_group_response import JoinGroupResponse
 from protocol.messages.leave_group_request import MemberIdentity
+from protocol.messages.offset_commit_request import (
+    OffsetCommitRequest,
+    OffsetCommitRequestPartition,
+    OffsetCommitRequestTopic,
+)
+from protocol.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
+from protocol.messages.sync_group_response import SyncGroupResponse
 from tests.kbroker.groups.harness import (
     GROUP,
     RANGE,
@@ -69,6 +78,62 @@ def keep_alive(h: Harness, member_id: str, generation: int, ms: int) -> list[Err
         ms -= min(step, ms)
         codes.append(h.heartbeat(member_id, generation))
     return codes
+
+
+# ---------------------------------------------------------------------- the effects contract
+
+
+def test_effects_contract_nothing_is_answered_before_its_record_is_appended() -> None:
+    """The shard's raw API, without the harness: records come out of a step, and the replies
+    that depend on them come out of `appended` (so an answered SyncGroup or OffsetCommit is in
+    the log); a failed append turns them into errors."""
+    shard = GroupCoordinatorShard(0, GroupConfig(initial_rebalance_delay_ms=0))
+    now = 1_000
+    join = JoinGroupRequest(
+        group_id="raw",
+        session_timeout_ms=SESSION_MS,
+        rebalance_timeout_ms=REBALANCE_MS,
+        protocol_type="consumer",
+        protocols=[JoinGroupRequestProtocol("range", RANGE[0][1])],
+    )
+    effects = shard.run(now, lambda: classic_ops.join_group(shard, join, 3, "c", "h", "j1"))
+    assert not effects.records and not effects.replies  # parked for the (zero) delay
+    effects = shard.tick(now)
+    [(token, response)] = effects.replies
+    assert token == "j1" and isinstance(response, JoinGroupResponse)
+    member, generation = response.member_id, response.generation_id
+
+    sync = SyncGroupRequest(
+        group_id="raw",
+        generation_id=generation,
+        member_id=member,
+        assignments=[SyncGroupRequestAssignment(member, b"mine")],
+    )
+    effects = shard.run(now, lambda: classic_ops.sync_group(shard, sync, "s1"))
+    [record] = effects.records
+    assert record.type == rec.GROUP_METADATA and not effects.replies
+    assert effects.replay == [False]  # the group's state already reflects it
+    follow = shard.appended(now, effects, None)
+    [(token, synced_response)] = follow.replies
+    assert token == "s1" and isinstance(synced_response, SyncGroupResponse)
+    assert (synced_response.error_code, synced_response.assignment) == (E.NONE, b"mine")
+
+    commit = OffsetCommitRequest(
+        group_id="raw",
+        generation_id_or_member_epoch=generation,
+        member_id=member,
+        topics=[OffsetCommitRequestTopic("t", partitions=[OffsetCommitRequestPartition(0, 42)])],
+    )
+    answers: list[offsets.CommitResults] = []
+    for error, expected in ((E.NOT_LEADER_OR_FOLLOWER, None), (None, 42)):
+        effects = shard.run(now, lambda: offsets.commit_offsets(shard, commit, 8, answers.append))
+        assert len(effects.records) == 1 and effects.replay == [True] and not answers
+        assert "raw" not in shard.offsets  # visible only once appended
+        shard.appended(now, effects, error)
+        code = E.NOT_COORDINATOR if error is not None else E.NONE
+        assert answers.pop() == [("t", 0, code)]
+        value = shard.offsets.get("raw", {}).get(("t", 0))
+        assert (value.offset if value else None) == expected
 
 
 # ---------------------------------------------------------------------- JoinGroup

@@ -8,11 +8,13 @@ come once their tombstones are appended.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 
 import pytest
 from confluent_kafka import (
     Consumer,
+    ConsumerGroupState,
     ConsumerGroupTopicPartitions,
     KafkaException,
     Producer,
@@ -139,3 +141,114 @@ def test_kafka_python_offset_delete_and_delete_groups(
         assert kp.list_group_offsets({group: None})[group] == {}
     finally:
         kp.close()
+
+
+def _assignment_of(consumer: Consumer) -> set[tuple[str, int]]:
+    return {(tp.topic or "", tp.partition or 0) for tp in consumer.assignment()}
+
+
+def _poll_until(
+    consumers: list[Consumer], done: Callable[[], bool], timeout_s: float = 30.0
+) -> None:
+    """Poll every consumer (rebalances progress only in poll) until `done()`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for consumer in consumers:
+            consumer.poll(0.05)
+        if done():
+            return
+    raise AssertionError(f"not done in {timeout_s} s: {[_assignment_of(c) for c in consumers]}")
+
+
+def test_confluent_consumers_share_partitions_and_rebalance_when_one_leaves(
+    broker: Broker, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=6)
+    group = f"share-{next(_groups)}"
+    everything = {(topic, p) for p in range(6)}
+    settings = {
+        "bootstrap.servers": broker.bootstrap_servers,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 100,
+    }
+    consumers = [Consumer({**settings, "client.id": f"c{i}"}) for i in range(3)]
+    for consumer in consumers:
+        consumer.subscribe([topic])
+
+    def shared(members: list[Consumer]) -> bool:
+        shares = [_assignment_of(c) for c in members]
+        union = set().union(*shares)
+        return all(shares) and union == everything and sum(map(len, shares)) == len(union)
+
+    try:
+        _poll_until(consumers, lambda: shared(consumers))
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        [described] = admin.describe_consumer_groups([group]).values()
+        description = described.result(TIMEOUT)
+        assert description.state == ConsumerGroupState.STABLE
+        assert len(description.members) == 3
+        consumers.pop().close()  # LeaveGroup: the other two take its partitions
+        _poll_until(consumers, lambda: shared(consumers))
+        [described] = admin.describe_consumer_groups([group]).values()
+        members = described.result(TIMEOUT).members
+        assert {m.client_id for m in members} == {"c0", "c1"}
+        reported = {
+            (tp.topic, tp.partition) for m in members for tp in m.assignment.topic_partitions
+        }
+        assert reported == everything
+    finally:
+        for consumer in consumers:
+            consumer.close()
+
+
+def test_confluent_static_member_restart_gets_its_partitions_back_without_a_rebalance(
+    broker: Broker, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=4)
+    group = f"static-{next(_groups)}"
+    settings = {
+        "bootstrap.servers": broker.bootstrap_servers,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "session.timeout.ms": 30000,  # the restart must come well within it
+        "heartbeat.interval.ms": 100,
+    }
+    revoked: list[int] = []
+    first = Consumer({**settings, "group.instance.id": "a"})
+    other = Consumer({**settings, "group.instance.id": "b"})
+    first.subscribe([topic])
+    other.subscribe([topic], on_revoke=lambda _c, ps: revoked.append(len(ps)))
+    restarted: Consumer | None = None
+    try:
+        _poll_until(
+            [first, other],
+            lambda: (
+                len(_assignment_of(first) | _assignment_of(other)) == 4
+                and bool(_assignment_of(first))
+                and bool(_assignment_of(other))
+            ),
+        )
+        share, old_id = _assignment_of(first), first.memberid()
+        revoked.clear()  # forming the group may have taken two rebalances (no initial delay)
+        first.close()  # a static member sends no LeaveGroup: its place is kept
+        restarted = Consumer({**settings, "group.instance.id": "a"})
+        restarted.subscribe([topic])
+        live = [restarted, other]
+        _poll_until(live, lambda: _assignment_of(restarted) == share)
+        for _ in range(10):  # and nothing else happens: no rebalance, no revocation
+            for consumer in live:
+                consumer.poll(0.05)
+        assert not any(revoked), revoked  # `other` kept its partitions throughout
+        assert _assignment_of(other) == {(topic, p) for p in range(4)} - share
+        assert restarted.memberid() != old_id
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        [described] = admin.describe_consumer_groups([group]).values()
+        members = described.result(TIMEOUT).members
+        assert {m.group_instance_id for m in members} == {"a", "b"}
+        assert old_id not in {m.member_id for m in members}
+    finally:
+        other.close()
+        if restarted is not None:
+            restarted.close()
