@@ -174,7 +174,7 @@ class GroupCoordinator:
             for reply, message in current.replies:
                 if isinstance(reply, asyncio.Future) and not reply.done():
                     reply.set_result(message)  # a cancelled one: its client went away
-        self._arm_timer()
+        self._arm_timer(shard)
 
     def _append(self, index: int, effects: Effects) -> ErrorCode | None:
         now = now_ms()
@@ -189,8 +189,12 @@ class GroupCoordinator:
 
     # ------------------------------------------------------------------ timers
 
-    def _arm_timer(self) -> None:
-        deadlines = [d for s in self.shards.values() if (d := s.next_deadline()) is not None]
+    def _arm_timer(self, changed: GroupCoordinatorShard | None = None) -> None:
+        """Wake up at the earliest deadline. After a step only `changed`'s deadlines moved:
+        the armed timer covers the others (if theirs moved later, it fires early, finds
+        nothing due and re-arms over all shards)."""
+        shards = [changed] if changed is not None else self.shards.values()
+        deadlines = [d for s in shards if (d := s.next_deadline()) is not None]
         if not deadlines:
             return
         deadline = min(deadlines)
