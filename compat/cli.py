@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from compat import render
+from compat import known, render
 from compat.model import Report
 from compat.registry import CLIENTS, CLIENTS_BY_NAME
 from compat.runner import run_matrix
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="README.md",
         help="rewrite the matrix section of this file",
     )
+    parser.add_argument(
+        "--known-failures",
+        type=Path,
+        metavar="FILE.toml",
+        help="cells expected to fail, with reasons (default with --kbroker: "
+        "compat/known-failures-kbroker.toml)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return parser
 
@@ -92,11 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
+    known_path = args.known_failures
+    if known_path is None and args.kbroker:
+        known_path = known.KBROKER_KNOWN_FAILURES
+    expected = known.load(known_path)
     target = start_target(args)
     try:
         report: Report = run_matrix(target, scenarios, clients, progress)
     finally:
         target.close()
+    known.apply(report, expected)
+    for cell in report.stale_known:
+        progress(f"stale known failure (it passed; remove it from {known_path}): {cell}")
     print(render.markdown(report))
     for path in render.write_all(report, args.out):
         progress(f"wrote {path}")

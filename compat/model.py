@@ -15,6 +15,9 @@ class Status(enum.StrEnum):
     # The broker does not advertise an API the scenario needs: an unbuilt feature, reported as
     # such; neither a pass nor a client failure, and it does not fail the run.
     BROKER_LACKS = "broker lacks"
+    # A failure listed, with its reason, in the target's known-failures file: reported, and not
+    # counted in the exit status.
+    KNOWN_FAILURE = "known failure"
 
 
 @dataclass
@@ -53,6 +56,8 @@ class Report:
     scenarios: list[ScenarioInfo]
     cells: list[Cell]
     seconds: float = 0.0
+    # Known failures that passed: the list is out of date, which fails the run.
+    stale_known: list[str] = field(default_factory=list)
 
     def cell(self, scenario: str, client: str) -> Cell | None:
         for cell in self.cells:
@@ -66,7 +71,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failures else 0
+        return 1 if self.failures or self.stale_known else 0
 
     def counts(self) -> dict[str, int]:
         out = {str(s): 0 for s in Status}
@@ -80,6 +85,7 @@ class Report:
             "bootstrap": self.bootstrap,
             "seconds": round(self.seconds, 1),
             "counts": self.counts(),
+            "stale_known_failures": self.stale_known,
             "broker_apis": {k: list(v) for k, v in self.broker_apis.items()},
             "clients": self.clients,
             "scenarios": [asdict(s) for s in self.scenarios],

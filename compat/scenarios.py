@@ -421,9 +421,9 @@ def idempotent_produce(ctx: Context) -> None:
     ("Fetch",),
 )
 def transactions(ctx: Context) -> None:
-    """One transactional producer commits 3 records, aborts 3, commits 3. The log holds three
-    control batches, COMMIT, ABORT, COMMIT; a read_uncommitted consumer reads all 9 records; a
-    read_committed one reads the 6 committed ones."""
+    """One transactional producer commits 3 records, aborts 3, commits 3. A read_uncommitted
+    consumer reads all 9 records; a read_committed one reads the 6 committed ones; the log holds
+    three control batches, COMMIT, ABORT, COMMIT, and only transactional batches."""
     topic = ctx.topic(1, min_partitions=1)
     runs = [
         (True, [Rec(b"a%d" % i, b"commit-1-%d" % i) for i in range(3)]),
@@ -440,13 +440,13 @@ def transactions(ctx: Context) -> None:
     )
     committed = [r for ok, rs in runs if ok for r in rs]
     everything = [r for _, rs in runs for r in rs]
+    check_same(ctx.consume(topic.name, 9), everything, "read_uncommitted")
+    check_same(ctx.consume(topic.name, 6, read_committed=True), committed, "read_committed")
     _, batches = ctx.cluster.fetch(topic.name, 0)
     markers = [parse_control_record(b.records[0])[0].name for b in batches if b.header.is_control]
     want = [ControlType.COMMIT.name, ControlType.ABORT.name, ControlType.COMMIT.name]
     check(markers == want, f"control batches on the log: {markers}, expected {want}")
     check(all(b.header.is_transactional for b in batches), "a batch is not transactional")
-    check_same(ctx.consume(topic.name, 9), everything, "read_uncommitted")
-    check_same(ctx.consume(topic.name, 6, read_committed=True), committed, "read_committed")
 
 
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}

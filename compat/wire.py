@@ -18,6 +18,7 @@ from typing import TypeVar
 from protocol._codec import ApiMessage
 from protocol.api_keys import API_SPECS, ApiKey
 from protocol.error_codes import ErrorCode, error_code
+from protocol.errors import ProtocolError
 from protocol.frames import decode_response, encode_request
 from protocol.messages import create_topics_request as ct
 from protocol.messages import fetch_request as fq
@@ -274,7 +275,10 @@ class Cluster:
             _check(data.error_code, f"Fetch {topic}-{partition}@{offset}")
             raw = data.records
             buf = bytes(raw) if isinstance(raw, bytes | bytearray | memoryview) else b""
-            got = [FetchedBatch(*decode_batch(buf, pos)) for pos, _ in iter_batch_headers(buf)]
+            try:
+                got = [FetchedBatch(*decode_batch(buf, pos)) for pos, _ in iter_batch_headers(buf)]
+            except ProtocolError as exc:
+                raise WireError(f"Fetch {topic}-{partition}@{offset}: a bad batch: {exc}") from exc
             batches += got
             if not got or got[-1].header.next_offset >= data.high_watermark:
                 return data.high_watermark, batches
