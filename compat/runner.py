@@ -25,7 +25,7 @@ from compat.session import ClientError, DriverGone, Session
 from compat.targets import Target
 from compat.wire import BrokerLacks, Cluster, WireError
 
-MAX_LOG_LINES = 1500
+MAX_LOG_LINES = 200
 DEFAULT_OP_TIMEOUT_S = 30.0
 
 
