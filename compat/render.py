@@ -66,10 +66,10 @@ def matrix_markdown(report: Report) -> str:
     lines.append("Clients: " + "; ".join(report.clients.values()) + ".")
     lines.append("")
     lines.append(
-        "pass: passed. **FAIL**: failed (details below). FAIL (known): a failure listed with its "
-        "reason in the known-failures file (details below). n/e: the client cannot express the "
-        "scenario. lacks [n]: the broker does not advertise an API it needs (an unbuilt feature, "
-        "not a failure)."
+        "pass: passed. **FAIL**: failed. FAIL (known): a failure listed with its reason in the "
+        "known-failures file. (The report's Failures section has each one's error and broker "
+        "log.) n/e: the client cannot express the scenario. lacks [n]: the broker does not "
+        "advertise an API it needs (an unbuilt feature, not a failure)."
     )
     lines.append("")
     for apis, n in lacks.items():

@@ -29,7 +29,11 @@ class Driver:
         return {"version": f"kafka-python {kafka.__version__}"}
 
     def init(self, a: Args) -> Args:
-        self.base = {"bootstrap_servers": a["bootstrap"], "client_id": a["client_id"]}
+        self.base = {
+            "bootstrap_servers": a["bootstrap"],
+            "client_id": a["client_id"],
+            "bootstrap_timeout_ms": 10_000,  # not 30 s: a broker it cannot talk to fails fast
+        }
         self.timeout_s = a["timeout_ms"] / 1000
         return {}
 
