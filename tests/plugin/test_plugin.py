@@ -135,3 +135,16 @@ def test_the_cli_serves_clients_of_any_language(tmp_path: Path) -> None:
         finally:
             broker.terminate()
             assert broker.wait(30) == 0
+
+
+def test_the_readme_example_passes_as_pasted(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- readme-example: pytest -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) <= 11  # the promised ten lines (and a blank)
+    (tmp_path / "test_hello.py").write_text(block)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert "1 passed" in done.stdout, done.stdout + done.stderr
