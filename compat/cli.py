@@ -5,8 +5,8 @@
     python -m compat --mock                    # librdkafka's mock cluster
 
 Prints the Markdown matrix, writes matrix.md, matrix.json and matrix.html into --out, and exits
-1 if any cell failed (0 when every cell passed, was not expressible, or needs an API the
-broker lacks); 2 on a usage error.
+1 if any cell failed (0 when every cell passed, was not expressible, needs an API the broker
+lacks, or is a listed known failure); 2 on a usage error or an unreachable broker.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from compat.registry import CLIENTS, CLIENTS_BY_NAME
 from compat.runner import run_matrix
 from compat.scenarios import SCENARIOS, SCENARIOS_BY_NAME
 from compat.targets import Target, external, start_kbroker, start_mock
+from compat.wire import WireError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = start_target(args)
     try:
         report: Report = run_matrix(target, scenarios, clients, progress)
+    except WireError as exc:  # the broker itself is unreachable: no matrix to speak of
+        print(f"python -m compat: {target.description}: {exc}", file=sys.stderr)
+        return 2
     finally:
         target.close()
     known.apply(report, expected)
