@@ -132,11 +132,22 @@ class Cluster:
     def __init__(self, bootstrap: str, timeout: float = 15.0) -> None:
         self.bootstrap = bootstrap
         self.timeout = timeout
-        host, port = bootstrap.rsplit(":", 1)
-        self._bootstrap = Connection(host.strip("[]"), int(port), timeout)
+        self._bootstrap = self._connect_any(bootstrap.split(","))
         self._nodes: dict[int, Connection] = {}
         self._addresses: dict[int, tuple[str, int]] = {}
         self.apis = self._api_versions()
+
+    def _connect_any(self, addresses: list[str]) -> Connection:
+        """The first of a bootstrap list that accepts a connection."""
+        failure: WireError | None = None
+        for address in addresses:
+            host, port = address.strip().rsplit(":", 1)
+            try:
+                return Connection(host.strip("[]"), int(port), self.timeout)
+            except WireError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
     def close(self) -> None:
         for conn in [self._bootstrap, *self._nodes.values()]:

@@ -7,7 +7,9 @@ suite that has kbroker installed; nothing starts until a test asks for one:
                         group.initial.rebalance.delay.ms=0 (a `KafkaTestBroker`)
     bootstrap_servers   session scope: its "host:port"
     kafka_topic         a fresh topic per test; `@pytest.mark.kafka_topic(partitions=3,
-                        configs={...})` sets its shape (1 partition by default)
+                        configs={...})` sets its shape (1 partition by default), as does
+                        indirect parametrization (`parametrize("kafka_topic", [1, 8],
+                        indirect=True)`)
 
     def test_orders(kafka_topic, bootstrap_servers, kafka_broker):
         produce_orders(bootstrap_servers, kafka_topic)          # the code under test
@@ -359,9 +361,14 @@ def bootstrap_servers(kafka_broker: KafkaTestBroker) -> str:
 
 @pytest.fixture
 def kafka_topic(kafka_broker: KafkaTestBroker, request: pytest.FixtureRequest) -> str:
-    """A topic made for this test alone (named after it)."""
+    """A topic made for this test alone (named after it). Its shape comes from the
+    `kafka_topic` marker, or from indirect parametrization with a partition count or a dict of
+    the marker's arguments: `@pytest.mark.parametrize("kafka_topic", [1, 8], indirect=True)`."""
     marker = request.node.get_closest_marker("kafka_topic")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    param = getattr(request, "param", None)
+    if param is not None:
+        options.update(param if isinstance(param, dict) else {"partitions": param})
     base = re.sub(r"[^a-zA-Z0-9._-]+", "-", request.node.name)[:180].strip("-")
     name = f"{base}-{next(_names)}"
     return kafka_broker.create_topic(name, options.get("partitions", 1), options.get("configs"))

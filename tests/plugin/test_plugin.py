@@ -44,6 +44,13 @@ def test_marker(kafka_broker, kafka_topic):
     assert kafka_broker.end_offsets(kafka_topic) == {0: 0, 1: 0, 2: 0}
 
 
+@pytest.mark.parametrize(
+    ("kafka_topic", "expected"), [(2, 2), ({"partitions": 5}, 5)], indirect=["kafka_topic"]
+)
+def test_indirect(kafka_broker, kafka_topic, expected):
+    assert len(kafka_broker.end_offsets(kafka_topic)) == expected
+
+
 def test_where(kafka_broker):
     in_process = kafka_broker.broker is not None
     assert in_process == (os.environ["EXPECT_IN_PROCESS"] == "1")
@@ -68,7 +75,7 @@ def run_suite(tmp_path: Path, in_process: bool, *args: str) -> subprocess.Comple
 
 def test_fixtures_come_from_the_entry_point(tmp_path: Path) -> None:
     done = run_suite(tmp_path, True)
-    assert "1 failed, 3 passed in" in done.stdout, done.stdout + done.stderr
+    assert "1 failed, 5 passed in" in done.stdout, done.stdout + done.stderr
     assert "FAILED test_user_suite.py::test_a_wrong_assertion_fails" in done.stdout
 
 
@@ -76,7 +83,7 @@ def test_kafka_bootstrap_points_the_fixtures_elsewhere(
     tmp_path: Path, kafka_broker: KafkaTestBroker
 ) -> None:
     done = run_suite(tmp_path, False, "--kafka-bootstrap", kafka_broker.bootstrap_servers)
-    assert "1 failed, 3 passed in" in done.stdout, done.stdout + done.stderr
+    assert "1 failed, 5 passed in" in done.stdout, done.stdout + done.stderr
     # the other suite's topics were made on this session's broker
     assert kafka_broker.broker is not None
     made = kafka_broker.broker.run(lambda b: list(b.topics.topics)).result(10)

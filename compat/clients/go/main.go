@@ -18,6 +18,7 @@ import (
 	"log"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -525,7 +526,7 @@ func (d *driver) dispatch(req *Request) (interface{}, error) {
 	case "version":
 		return map[string]interface{}{"version": "sarama " + saramaVersion + " (Debian's)"}, nil
 	case "init":
-		d.brokers = []string{req.Bootstrap}
+		d.brokers = strings.Split(req.Bootstrap, ",")
 		d.clientID = req.ClientID
 		d.timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 		return map[string]interface{}{}, nil

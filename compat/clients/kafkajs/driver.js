@@ -108,7 +108,7 @@ class Driver {
     this.timeoutMs = a.timeout_ms
     this.kafka = new Kafka({
       clientId: a.client_id,
-      brokers: [a.bootstrap],
+      brokers: a.bootstrap.split(','),
       logLevel: logLevel.WARN,
       retry: { retries: 3 },
       logCreator: () => ({ namespace, level, log }) => {
