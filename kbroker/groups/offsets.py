@@ -122,7 +122,8 @@ def commit_offsets(
             offset=p.committed_offset,
             leader_epoch=p.committed_leader_epoch,
             metadata=metadata,
-            commit_timestamp=now,
+            # v1 may name the commit time (Kafka keeps it); -1 or later versions: now
+            commit_timestamp=now if p.commit_timestamp == -1 else p.commit_timestamp,
             expire_timestamp=expire,
         )
         records.append(rec.offset_commit(request.group_id, topic, p.partition_index, value))

@@ -4,8 +4,9 @@ Per partition: UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist (a
 OFFSET_METADATA_TOO_LARGE for metadata over `offset.metadata.max.bytes`; otherwise the group's
 rules apply to the whole request (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
 REBALANCE_IN_PROGRESS; see `kbroker/groups/offsets.py`). The response is sent once the records
-are appended. v2-4 carry a retention time; v6 the leader epoch (KIP-320); v7 the group
-instance id (KIP-345); v8 is flexible. Not v0-1 (ZooKeeper-era, removed in Kafka 4), nor v10
+are appended. v1 may carry each partition's commit time (sarama 1.22 still sends v1, which
+Kafka 3.9 serves); v2-4 a retention time; v6 the leader epoch (KIP-320); v7 the group instance
+id (KIP-345); v8 is flexible. Not v0 (offsets in ZooKeeper; removed in Kafka 4), nor v10
 (topic ids, KIP-848's offset commit by id), which kbroker's topic-id lookups do not serve yet.
 """
 
@@ -37,7 +38,7 @@ def _response(results: offsets.CommitResults) -> OffsetCommitResponse:
     return OffsetCommitResponse(topics=list(topics.values()))
 
 
-@handles(ApiKey.OFFSET_COMMIT, 2, 9)
+@handles(ApiKey.OFFSET_COMMIT, 1, 9)
 async def offset_commit(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
     version = ctx.api_version
     unknown: offsets.CommitResults = []
