@@ -25,7 +25,8 @@ to full recovery). Two writes skip the fsyncs (`sync=False`): `partition.metadat
 id the broker's own topic store holds durably (a file a crash left unreadable is ignored and
 written again), and the leader-epoch checkpoints of a clean shutdown, which one `syncfs` makes
 durable before the clean-shutdown marker is written (an unreadable one is rebuilt from batch
-headers).
+headers). A new log's first leader-epoch checkpoint is written in place over an empty
+placeholder (see `write_epochs`).
 
 Thread safety: these functions hold no state; the caller snapshots the entries on the owner
 thread and may write on a worker thread.
@@ -34,6 +35,7 @@ thread and may write on a worker thread.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import uuid
@@ -108,15 +110,56 @@ def read_offsets(path: str) -> dict[TopicPartition, int]:
 def write_epochs(
     fs: FileSystem, path: str, entries: Iterable[tuple[int, int]], sync: bool = True
 ) -> None:
-    """Atomically write a leader-epoch checkpoint from `(epoch, start_offset)` pairs."""
-    fs.write_atomically(path, _encode(f"{e} {o}" for e, o in entries), sync)
+    """Write a leader-epoch checkpoint from `(epoch, start_offset)` pairs.
+
+    Atomically (tmp file, rename), except over the empty placeholder a new log gets
+    (`create_epoch_placeholder`), which is written in place: a crash mid-write leaves it empty
+    or unreadable, and the loader then rebuilds the epochs from batch headers, as it does
+    when the file is missing. That spares creating a file per new partition at a clean
+    shutdown, when thousands of them take their first checkpoint at once.
+    """
+    data = _encode(f"{e} {o}" for e, o in entries)
+    try:
+        placeholder = os.stat(path).st_size == 0
+    except FileNotFoundError:
+        placeholder = False
+    if not placeholder:
+        fs.write_atomically(path, data, sync)
+        return
+    fd = fs.open(path, os.O_WRONLY)
+    try:
+        fs.write_all(fd, data, 0)
+        if sync:
+            fs.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            fs.ftruncate(fd, 0)  # a placeholder again: the next flush writes it in full
+        raise
+    finally:
+        fs.close(fd)
+
+
+def create_epoch_placeholder(fs: FileSystem, path: str) -> None:
+    """An empty `leader-epoch-checkpoint` for a new log, unless one exists: read as absent."""
+    try:
+        fd = fs.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return
+    fs.close(fd)
 
 
 def read_epochs(path: str) -> list[tuple[int, int]] | None:
-    """`(epoch, start_offset)` pairs; None if the file is absent."""
+    """`(epoch, start_offset)` pairs; None if the file is absent or an empty placeholder.
+
+    Unlike the offset checkpoints, a file that stops short (no count line, or no newline after
+    its last line: an interrupted in-place write) is corrupt, not a shorter checkpoint, so no
+    prefix of a checkpoint reads as a valid one; the caller rebuilds rather than trusts it.
+    """
     text = _read_text(path)
-    if text is None:
+    if text is None or not text:
         return None
+    if len(text.splitlines()) < 2 or not text.endswith("\n"):
+        raise CheckpointError(f"{path}: cut short")
     try:
         return [(int(e), int(o)) for e, o in _decode(path, text, 2)]
     except ValueError:

@@ -149,7 +149,9 @@ class CachedHandle:
         raise NotImplementedError
 
 
-_LEASES = threading.Lock()  # guards every SegmentFile's lease count and deferred action
+# Guards every SegmentFile's lease count and deferred actions. Reentrant: a lease dropped by
+# the garbage collector may be released while this thread is inside the lock already.
+_LEASES = threading.RLock()
 
 
 class SegmentFile(CachedHandle):

@@ -127,6 +127,11 @@ class _Index:
 
     def rename(self, new_path: str) -> None:
         self.fs.replace(self.path, new_path)
+        self.relocate(new_path)
+
+    def relocate(self, new_path: str) -> None:
+        """The file is now at `new_path` (renamed, or its directory was)."""
+        self.close()
         self.path = new_path
         self._map.path = new_path
 

@@ -718,7 +718,11 @@ class Log:
 
     def _seal_all(self) -> OSError | None:
         """Seal every segment (final time entry, trimmed indexes); the first failure."""
-        if not os.path.exists(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)):
+        try:  # missing, or the empty placeholder of a new log: write it now
+            written = os.stat(os.path.join(self.dir, LEADER_EPOCH_CHECKPOINT)).st_size > 0
+        except FileNotFoundError:
+            written = False
+        if not written:
             self.epochs.dirty = True
         failure: OSError | None = None
         for segment in self.segments:

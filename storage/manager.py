@@ -37,11 +37,13 @@ from functools import partial
 
 from storage.checkpoint import (
     HIGH_WATERMARK_CHECKPOINT,
+    LEADER_EPOCH_CHECKPOINT,
     LOG_START_OFFSET_CHECKPOINT,
     PARTITION_METADATA,
     RECOVERY_POINT_CHECKPOINT,
     CheckpointError,
     TopicPartition,
+    create_epoch_placeholder,
     has_clean_shutdown_marker,
     read_offsets,
     remove_clean_shutdown_marker,
@@ -190,6 +192,8 @@ class LogManager:
             log.parent_dir_dirty = True
             self._logs[tp] = log
             self._place(tp, log_dir)
+            placeholder = os.path.join(path, LEADER_EPOCH_CHECKPOINT)
+            self.committer.submit(partial(create_epoch_placeholder, self.fs, placeholder))
         elif config is not None:
             log.update_config(config)
         if topic_id is not None and log.topic_id != topic_id:

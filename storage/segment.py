@@ -605,11 +605,8 @@ class LogSegment:
         self.close_handlers()
         self.dir = directory
         self.log.path = self._path(LOG_SUFFIX)
-        for index, suffix in (
-            (self.offset_index, INDEX_SUFFIX),
-            (self.time_index, TIME_INDEX_SUFFIX),
-        ):
-            index.path = index._map.path = self._path(suffix)
+        self.offset_index.relocate(self._path(INDEX_SUFFIX))
+        self.time_index.relocate(self._path(TIME_INDEX_SUFFIX))
 
     def flush_paths(self) -> tuple[str, str, str]:
         return self.log.path, self.offset_index.path, self.time_index.path

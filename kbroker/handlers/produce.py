@@ -1,4 +1,4 @@
-"""Produce (key 0), v3-11: append record batches as received (magic 2 only).
+"""Produce (key 0), v0-11: append record batches as received (magic 2).
 
 Durability: page cache by default, as Kafka; on topics with `kbroker.flush.before.ack=true` the
 response waits until the appended offsets are fsynced (a group commit on the storage thread:
@@ -9,9 +9,13 @@ decompressing, append, answer with the base offset. Errors are per partition (CO
 INVALID_RECORD, MESSAGE_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR, ...). acks
 must be -1, 0 or 1 (else INVALID_REQUIRED_ACKS); acks=0 gets no response at all, and a failed
 acks=0 produce closes the connection so the client notices (Kafka does the same). On a single
-node the high watermark follows the append, so acks=all completes at once. v0-2 (magic 0/1
-message sets) are not served: every client in use sends v3+ when the broker offers it. Not
-above v11: v12 is transaction version 2 (KIP-890) and v13 addresses topics by id.
+node the high watermark follows the append, so acks=all completes at once. Not above v11: v12
+is transaction version 2 (KIP-890) and v13 addresses topics by id.
+
+v0-2 (clients before Kafka 0.11) send magic 0/1 message sets: each partition's set is checked
+(CRC-32 per message) and up-converted into one magic-2 batch, as Kafka 0.11-3.x did with the
+0.11+ message format; that costs a decode and an encode, off the v3+ path. Kafka 4.0 removed
+Produce v0-2 (KIP-896); they are served here for very old clients only.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.handlers import handles
 from kbroker.network import CloseConnection
+from protocol import legacy
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest
@@ -30,22 +35,46 @@ from protocol.messages.produce_response import (
     ProduceResponse,
     TopicProduceResponse,
 )
+from protocol.records import CorruptRecordError, InvalidRecordError
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
     from kbroker.context import RequestContext
 
 _Sync = tuple["asyncio.Future[int]", int]  # (flushed-up-to future, partition index)
+LEGACY_MAX_VERSION = 2  # Produce v0-2 carry magic 0/1 message sets
+
+
+def _up_convert(message_set: memoryview) -> memoryview:
+    """A v0-2 message set as one writable magic-2 batch (KafkaError with Kafka's codes)."""
+    try:
+        batches = legacy.up_convert(message_set)
+    except legacy.UnsupportedCompressionTypeError as exc:
+        raise KafkaError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, str(exc)) from None
+    except InvalidRecordError as exc:
+        raise KafkaError(ErrorCode.INVALID_RECORD, str(exc)) from None
+    except CorruptRecordError as exc:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    if not batches:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no message in the message set")
+    return memoryview(bytearray(batches[0]))
 
 
 def _append(
-    broker: Broker, topic: str, data: PartitionProduceData, now: int, syncs: list[_Sync]
+    broker: Broker,
+    topic: str,
+    data: PartitionProduceData,
+    now: int,
+    syncs: list[_Sync],
+    version: int,
 ) -> PartitionProduceResponse:
     try:
         partition = broker.partition(topic, data.index)
         records = data.records
         if not isinstance(records, memoryview):  # decoded records are views of the frame
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no records")
+        if version <= LEGACY_MAX_VERSION:
+            records = _up_convert(records)
         info = partition.append(memoryview(records), now)
         if partition.flush_before_ack:
             syncs.append((partition.flushed(info.last_offset + 1), data.index))
@@ -82,7 +111,7 @@ async def _wait_for_flush(syncs: list[_Sync], results: list[PartitionProduceResp
             result.error_message = "fsync before acknowledging failed"
 
 
-@handles(ApiKey.PRODUCE, 3, 11)
+@handles(ApiKey.PRODUCE, 0, 11)
 async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
     now = time.time_ns() // 1_000_000
     responses = []
@@ -96,7 +125,7 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
                     index=data.index, error_code=ErrorCode.INVALID_REQUIRED_ACKS, base_offset=-1
                 )
             else:
-                result = _append(ctx.broker, topic.name, data, now, syncs)
+                result = _append(ctx.broker, topic.name, data, now, syncs, ctx.api_version)
             partitions.append(result)
         await _wait_for_flush(syncs, partitions)
         failed |= any(p.error_code != ErrorCode.NONE for p in partitions)

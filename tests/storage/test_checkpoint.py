@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -78,3 +79,35 @@ def test_write_is_atomic_when_interrupted(tmp_path: Path) -> None:
     assert cp.read_offsets(path) == {("t", 0): 1}
     cp.write_offsets(OS_FS, path, {("t", 0): 4})
     assert cp.read_offsets(path) == {("t", 0): 4}
+
+
+def test_epoch_placeholder_is_written_in_place_and_no_prefix_reads_valid(tmp_path: Path) -> None:
+    path = str(tmp_path / cp.LEADER_EPOCH_CHECKPOINT)
+    cp.create_epoch_placeholder(OS_FS, path)
+    assert cp.read_epochs(path) is None  # an empty placeholder is no checkpoint at all
+    inode = os.stat(path).st_ino
+    entries = [(0, 0), (3, 1200), (7, 123456)]
+    cp.write_epochs(OS_FS, path, entries, sync=False)
+    assert os.stat(path).st_ino == inode  # in place: no new file created
+    assert cp.read_epochs(path) == entries
+    cp.create_epoch_placeholder(OS_FS, path)  # never clobbers a written checkpoint
+    assert cp.read_epochs(path) == entries
+    cp.write_epochs(OS_FS, path, entries[:1])  # over a real checkpoint: atomic replace
+    assert os.stat(path).st_ino != inode and cp.read_epochs(path) == entries[:1]
+
+    cp.write_epochs(OS_FS, path, entries)
+    full = (tmp_path / cp.LEADER_EPOCH_CHECKPOINT).read_bytes()
+    for cut in range(1, len(full)):  # what an interrupted in-place write can leave
+        (tmp_path / "torn").write_bytes(full[:cut])
+        with pytest.raises(cp.CheckpointError):
+            cp.read_epochs(str(tmp_path / "torn"))
+
+
+def test_failed_in_place_write_leaves_a_placeholder(tmp_path: Path) -> None:
+    path = str(tmp_path / cp.LEADER_EPOCH_CHECKPOINT)
+    cp.create_epoch_placeholder(OS_FS, path)
+    faulty = FaultyFS()
+    faulty.enospc_after_bytes = 3
+    with pytest.raises(OSError):
+        cp.write_epochs(faulty, path, [(0, 0)])
+    assert os.path.getsize(path) == 0 and cp.read_epochs(path) is None

@@ -233,3 +233,30 @@ def test_failed_syncfs_leaves_no_clean_shutdown_marker(tmp_path: Path) -> None:
     again = manager(tmp_path, dirs=2)  # recovers, and finds every batch
     assert all(again.get_log("many", p).log_end_offset == 1 for p in range(3))  # type: ignore[union-attr]
     again.close()
+
+
+def test_new_logs_get_an_epoch_placeholder_written_in_place_at_close(tmp_path: Path) -> None:
+    m = manager(tmp_path)
+    log = m.get_or_create_log("fresh", 0)
+    log.append_as_leader(batch(), 4, NOW)
+    m.committer.submit(lambda: None).result(10)
+    path = os.path.join(log.dir, cp.LEADER_EPOCH_CHECKPOINT)
+    assert os.path.getsize(path) == 0  # the placeholder, created off the owner thread
+    inode = os.stat(path).st_ino
+    m.close()
+    assert os.stat(path).st_ino == inode and cp.read_epochs(path) == [(4, 0)]
+    again = manager(tmp_path)
+    assert again.get_log("fresh", 0).epochs.entries() == [(4, 0)]  # type: ignore[union-attr]
+    again.close()
+
+
+def test_a_crash_before_the_first_epoch_checkpoint_rebuilds_it(tmp_path: Path) -> None:
+    m = manager(tmp_path)
+    log = m.get_or_create_log("fresh", 0)
+    for epoch in (2, 2, 5):
+        log.append_as_leader(batch(), epoch, NOW)
+    m.committer.submit(lambda: None).result(10)
+    m.abort()  # the placeholder is still empty
+    again = manager(tmp_path)
+    assert again.get_log("fresh", 0).epochs.entries() == [(2, 0), (5, 2)]  # type: ignore[union-attr]
+    again.close()
