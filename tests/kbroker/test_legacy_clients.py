@@ -90,15 +90,17 @@ def rows(topic: str) -> list[tuple[bytes | None, bytes]]:
 def old_consume(kb: Broker, topic: str, api: tuple[int, ...], start: int, count: int) -> list[Any]:
     """Read `count` records from `start` (seek: old ListOffsets v0 is not served)."""
     consumer = KafkaConsumer(bootstrap_servers=kb.bootstrap_servers, api_version=api)
-    tp = KpTopicPartition(topic, 0)
-    consumer.assign([tp])
-    consumer.seek(tp, start)
-    found: list[Any] = []
-    deadline = time.monotonic() + TIMEOUT
-    while len(found) < count and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            found.extend(batch)
-    consumer.close()
+    try:  # closed even when decoding fails, so no socket leaks into later tests' warnings
+        tp = KpTopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        found: list[Any] = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(found) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                found.extend(batch)
+    finally:
+        consumer.close()
     return found
 
 
