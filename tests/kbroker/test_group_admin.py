@@ -69,6 +69,10 @@ def test_confluent_admin_lists_describes_and_deletes_a_group(
     admin.delete_consumer_groups([group])[group].result()
     listed = admin.list_consumer_groups(request_timeout=TIMEOUT).result()
     assert group not in {g.group_id for g in listed.valid}
+    gone = admin.list_consumer_group_offsets([wanted])[group].result()
+    assert {tp.offset for tp in gone.topic_partitions} == {-1001}  # OFFSET_INVALID: none left
+    with pytest.raises(KafkaException, match="GROUP_ID_NOT_FOUND"):
+        admin.delete_consumer_groups([group])[group].result()
 
 
 def test_kafka_python_admin_offsets_and_group_lifecycle(
@@ -126,4 +130,5 @@ def check_kafka_python_admin(
     empty = admin.describe_groups([group])[group]
     assert empty["group_state"] == "Empty" and empty["members"] == []
     assert admin.delete_groups([group]) == {group: "OK"}
+    assert admin.list_group_offsets(group)[group] == {}
     assert admin.delete_groups([group]) == {group: "GroupIdNotFoundError"}

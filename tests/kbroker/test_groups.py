@@ -17,6 +17,7 @@ from functools import partial
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from kbroker.testing import Broker
 from tests.kbroker.group_members import (
@@ -152,6 +153,10 @@ def test_static_member_restart_within_session_timeout_keeps_assignment(
         produce(bootstrap, topic, PER_PHASE)
         wait_for(lambda: ledger.count() >= 2 * PER_PHASE, 60, "the second records")
         assert {m.name: m.rebalances for m in members[1:]} == before, "others rebalanced"
+        # the new incarnation replaced the old member (no fourth member, no lingering old id)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        described = admin.describe_consumer_groups([group])[group].result(10)
+        assert sorted(m.group_instance_id for m in described.members) == ["s0", "s1", "s2"]
     finally:
         for m in members:
             m.leave()
