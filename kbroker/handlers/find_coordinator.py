@@ -24,26 +24,22 @@ GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
 
 
+def _no_coordinator(key: str, code: ErrorCode, message: str) -> Coordinator:
+    return Coordinator(
+        key=key, node_id=-1, host="", port=-1, error_code=code, error_message=message
+    )
+
+
 def _lookup(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     broker = ctx.broker
     if key_type == TRANSACTION_KEY_TYPE:
-        return Coordinator(
-            key=key,
-            node_id=-1,
-            host="",
-            port=-1,
-            error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
-            error_message="this broker has no transaction coordinator yet",
+        return _no_coordinator(
+            key,
+            ErrorCode.COORDINATOR_NOT_AVAILABLE,
+            "this broker has no transaction coordinator yet",
         )
     if key_type != GROUP_KEY_TYPE:
-        return Coordinator(
-            key=key,
-            node_id=-1,
-            host="",
-            port=-1,
-            error_code=ErrorCode.INVALID_REQUEST,
-            error_message=f"Unsupported key type {key_type}",
-        )
+        return _no_coordinator(key, ErrorCode.INVALID_REQUEST, f"Unsupported key type {key_type}")
     broker.groups.ensure_topic()
     host, port = broker.advertised
     return Coordinator(key=key, node_id=broker.node_id, host=host, port=port)

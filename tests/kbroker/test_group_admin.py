@@ -24,8 +24,11 @@ from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KpTopicPartition
 
 from kbroker.testing import Broker
+from protocol.error_codes import ErrorCode
+from protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from tests.kbroker.group_members import ConfluentMember, Ledger, wait_for
 from tests.kbroker.test_groups import produce
+from tests.kbroker.wire import WireClient
 
 pytestmark = pytest.mark.clients
 
@@ -132,3 +135,22 @@ def check_kafka_python_admin(
     assert admin.delete_groups([group]) == {group: "OK"}
     assert admin.list_group_offsets(group)[group] == {}
     assert admin.delete_groups([group]) == {group: "GroupIdNotFoundError"}
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_find_coordinator_per_key_type(broker: Broker, version: int) -> None:
+    """Groups are coordinated here; transactional ids not yet (COORDINATOR_NOT_AVAILABLE);
+    an unknown key type is INVALID_REQUEST. v4+ batches keys, v0-3 asks for one."""
+    client = WireClient(broker.bootstrap_servers)
+    try:
+        found = {}
+        for key_type, key in [(0, "a-group"), (1, "a-txn"), (7, "odd")]:
+            request = FindCoordinatorRequest(key=key, key_type=key_type, coordinator_keys=[key])
+            reply = client.call(request, version)
+            one = reply.coordinators[0] if version >= 4 else reply
+            found[key_type] = (one.error_code, one.node_id, one.port)
+    finally:
+        client.close()
+    assert found[0] == (ErrorCode.NONE, 0, broker.port)
+    assert found[1] == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, -1)
+    assert found[7] == (ErrorCode.INVALID_REQUEST, -1, -1)
