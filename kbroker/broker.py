@@ -22,7 +22,7 @@ from kbroker import topics_naming
 from kbroker.config import BrokerConfig, new_cluster_id
 from kbroker.context import RequestContext
 from kbroker.fetch_session import FetchSessionCache
-from kbroker.groups.runtime import GroupCoordinator
+from kbroker.groups.runtime import GROUP_METADATA_TOPIC, GroupCoordinator
 from kbroker.handlers import load
 from kbroker.handlers.api_versions import unsupported_version_response
 from kbroker.network import CloseConnection, Connection, Server
@@ -264,6 +264,26 @@ class Broker:
         if partition is None:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         return partition
+
+    def write_txn_marker(
+        self,
+        topic: str,
+        index: int,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        commit: bool,
+    ) -> int:
+        """Complete a transaction on one partition this broker leads: append its marker and,
+        on `__consumer_offsets`, make the transaction's pending offsets visible or drop them.
+        Returns the marker's offset; raises KafkaError (the partition's error)."""
+        partition = self.partition(topic, index)
+        offset = partition.append_marker(
+            producer_id, producer_epoch, coordinator_epoch, commit, now_ms()
+        )
+        if topic == GROUP_METADATA_TOPIC:
+            self.groups.complete_transaction(index, producer_id, commit)
+        return offset
 
     # ------------------------------------------------------------------ dispatch
 

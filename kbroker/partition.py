@@ -186,15 +186,24 @@ class Partition:
                 f"timestamp {timestamp} is further ahead than message.timestamp.after.max.ms",
             )
 
-    def append(self, data: memoryview, now_ms: int, one_batch: bool = True) -> AppendResult:
+    def append(
+        self,
+        data: memoryview,
+        now_ms: int,
+        one_batch: bool = True,
+        from_coordinator: bool = False,
+    ) -> AppendResult:
         """Validate and append batches as leader; the high watermark follows (single ISR).
 
         An idempotent producer's batch is checked against its sequence state first (KIP-98):
         an exact retry of one of its last five batches is answered with the original offsets
         and not appended again; a gap or a stale epoch is an error for this partition.
+        `from_coordinator`: a batch the group coordinator writes for a transaction
+        (TxnOffsetCommit), which carries the producer id and epoch but no sequence, so its
+        sequence is not checked (Kafka's AppendOrigin.COORDINATOR).
         """
         headers = self.validate(data, now_ms, one_batch)
-        if one_batch:
+        if one_batch and not from_coordinator:
             try:
                 self.producers.check(headers[0], now_ms)
             except DuplicateBatch as dup:
@@ -211,6 +220,34 @@ class Partition:
         self.log.update_high_watermark(self.log.log_end_offset)
         self.wake_fetchers()
         return AppendResult(info.first_offset, info.last_offset, info.log_append_time_ms)
+
+    def append_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        commit: bool,
+        now_ms: int,
+    ) -> int:
+        """Write a transaction's COMMIT or ABORT control batch; returns the marker's offset."""
+        control = records.ControlType.COMMIT if commit else records.ControlType.ABORT
+        batch = bytearray(
+            records.build_control_batch(
+                control,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                coordinator_epoch=coordinator_epoch,
+                timestamp_ms=now_ms,
+            )
+        )
+        header = records.read_batch_header(batch)
+        info = self.log.append_as_leader(batch, self.leader_epoch, now_ms)
+        self.producers.on_append(
+            header, info.first_offset, info.last_offset, info.log_append_time_ms, now_ms
+        )
+        self.log.update_high_watermark(self.log.log_end_offset)
+        self.wake_fetchers()
+        return info.first_offset
 
     @staticmethod
     def _recompress(data: memoryview, codec_name: str) -> bytearray:

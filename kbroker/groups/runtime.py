@@ -162,6 +162,11 @@ class GroupCoordinator:
     def all_shards(self) -> list[GroupCoordinatorShard]:
         return list(self.shards.values())
 
+    def complete_transaction(self, index: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker was appended to partition `index`: commit or drop the offsets
+        the producer committed in it (TxnOffsetCommit). No offsets are pending until
+        TxnOffsetCommit is served, so there is nothing to do yet."""
+
     # ------------------------------------------------------------------ effects
 
     def _apply(self, shard: GroupCoordinatorShard, effects: Effects) -> None:
