@@ -475,24 +475,22 @@ class DeliveryErrors:
             self.first = self.first or str(err)
 
 
-def produce_throughput(address: str, topic: str, count: int, size: int) -> float:
+def produce_throughput(
+    address: str, topic: str, count: int, size: int, **overrides: object
+) -> float:
     """Seconds to produce and flush `count` records of `size` bytes (after one warm-up)."""
     errors = DeliveryErrors()
-    producer = Producer(
-        client_config(
-            address,
-            **{
-                "linger.ms": 5,
-                "batch.size": 1_000_000,
-                "acks": 1,
-                "compression.type": "none",
-                "queue.buffering.max.messages": 2_000_000,
-                "queue.buffering.max.kbytes": 2 * 1024 * 1024,
-                "delivery.report.only.error": True,
-                "on_delivery": errors,
-            },
-        )
-    )
+    config: dict[str, object] = {
+        "linger.ms": 5,
+        "batch.size": 1_000_000,
+        "acks": 1,
+        "compression.type": "none",
+        "queue.buffering.max.messages": 2_000_000,
+        "queue.buffering.max.kbytes": 2 * 1024 * 1024,
+        "delivery.report.only.error": True,
+        "on_delivery": errors,
+    }
+    producer = Producer(client_config(address, **{**config, **overrides}))
     payload = os.urandom(size)
     producer.produce(topic, payload, partition=0)
     if producer.flush(30):
@@ -816,6 +814,36 @@ def bench_produce_small(report: Report, scale: Scale, endpoints: list[Endpoint],
         report.add(compare(f"produce {n:,} x 100 B", "msg/s", values, 0.8))
 
 
+def bench_idempotence(report: Report, scale: Scale, kbroker: Endpoint, runs: int) -> None:
+    """The 100 B produce with `enable.idempotence` off and on, both on kbroker, alternating.
+
+    Idempotence needs acks=all, so both series use it (on one node acks=all completes at the
+    append, like acks=1). The cost measured is the broker's sequence check and producer state
+    per batch, plus librdkafka's own bookkeeping (one in-flight window of 5 per partition).
+    """
+    n = scale.small_count
+    off = Endpoint("idempotence off", kbroker.address, kbroker.pid)
+    on = Endpoint("idempotence on", kbroker.address, kbroker.pid)
+
+    def produce(endpoint: Endpoint, run: int) -> float:
+        topic = f"idem-{'on' if endpoint is on else 'off'}-{run}"
+        ensure_topic(endpoint.address, topic)
+        seconds = produce_throughput(
+            endpoint.address, topic, n, 100, acks="all", **{"enable.idempotence": endpoint is on}
+        )
+        return n / seconds
+
+    title = f"produce {n:,} x 100 B to kbroker, enable.idempotence off and on (acks=all)"
+    with section(report, title):
+        values = alternate([off, on], runs, "msg/s", produce)
+        row = Row(
+            f"produce {n:,} x 100 B, idempotence on", "msg/s",
+            values[on.name], values[off.name], "idempotence off",
+        )  # fmt: skip
+        row.target, row.passed = ">= 0.9 x off", (row.ratio or 0) >= 0.9
+        report.add(row)
+
+
 LARGE_RUNS = 5  # each run takes well under a second: more runs for a steadier median
 PWRITE_CHUNK = 97 * 10 * KIB  # what kbroker writes per append here: one ~1 MB batch
 
@@ -1123,6 +1151,7 @@ SECTIONS = (
     "produce-large",
     "latency",
     "fetch",
+    "idempotence",
     "startup",
     "partitions",
     "page-cache",
@@ -1132,7 +1161,7 @@ SECTIONS = (
 def run(report: Report, scale: Scale, tmp: Path, only: set[str]) -> None:
     mock: MockCluster | None = None
     kbroker: BrokerProcess | None = None
-    if only & {"produce-small", "produce-large", "latency", "fetch"}:
+    if only & {"produce-small", "produce-large", "latency", "fetch", "idempotence"}:
         with section(report, "starting librdkafka's mock cluster and kbroker (--ephemeral)"):
             mock = MockCluster(tmp / "mock.log")
             kbroker = BrokerProcess(["--ephemeral"], tmp / "kbroker.log")
@@ -1153,6 +1182,8 @@ def run(report: Report, scale: Scale, tmp: Path, only: set[str]) -> None:
                 bench_latency(report, scale, endpoints)
             if "fetch" in only:
                 bench_fetch(report, scale, endpoints, RUNS, tmp)
+            if "idempotence" in only:
+                bench_idempotence(report, scale, endpoints[0], RUNS)
     finally:
         if kbroker is not None:
             kbroker.stop()
