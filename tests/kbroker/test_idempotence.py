@@ -106,26 +106,44 @@ def read_values(bootstrap: str, topic: str, count: int) -> list[bytes]:
     return values
 
 
+def produce_confluent(bootstrap: str, topic: str, n: int) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 2,
+            "batch.num.messages": 500,
+        }
+    )
+    for i in range(n):
+        producer.produce(topic, value=b"%d" % i)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+
+
+def produce_kafka_python(bootstrap: str, topic: str, n: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)  # idempotent by default
+    futures = [producer.send(topic, b"%d" % i) for i in range(n)]
+    producer.flush(120)
+    assert all(f.succeeded() for f in futures)
+    producer.close()
+
+
 @pytest.mark.clients
-def test_dropped_responses_do_not_duplicate_confluent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("produce", [produce_confluent, produce_kafka_python])
+def test_dropped_responses_do_not_duplicate(
+    produce: Callable[[str, str, int], None], tmp_path: Path
+) -> None:
+    """100,000 records through a proxy that cuts the connection after forwarding every 7th
+    Produce request: the client retries what it never heard back about, and the log holds
+    every record once, in order."""
     proxy = CuttingProxy(cut_every=7)
     overrides = {"advertised.listeners": f"PLAINTEXT://localhost:{proxy.port}"}
     with Broker(overrides) as broker:
         proxy.start(("127.0.0.1", broker.port))
         broker.run(lambda b: b.create_topic("exactly", 1, {})).result(10)
-        producer = Producer(
-            {
-                "bootstrap.servers": f"localhost:{proxy.port}",
-                "enable.idempotence": True,
-                "linger.ms": 2,
-                "batch.num.messages": 200,
-            }
-        )
-        n = 20_000
-        for i in range(n):
-            producer.produce("exactly", value=b"%d" % i)
-            producer.poll(0)
-        assert producer.flush(60) == 0
+        n = 100_000
+        produce(f"localhost:{proxy.port}", "exactly", n)
         values = read_values(broker.bootstrap_servers, "exactly", n)
         proxy.close()
     assert proxy.cuts >= 3, "the proxy never cut a produce: the test proves nothing"
