@@ -40,6 +40,7 @@ from kbroker.config_types import ConfigDef, ConfigType, value_to_string
 from kbroker.topic_config import TOPIC_CONFIG_DEFS, TopicConfigs
 from protocol.error_codes import ErrorCode, KafkaError
 from storage.config import LogConfig
+from storage.errors import KafkaStorageError
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
@@ -385,8 +386,14 @@ def create_partitions(
         _check_assignments(broker, current, count, assignments)
     if validate_only:
         return
-    broker.topics.set_partitions(name, count)
-    broker.open_partitions(info, range(current, count))
+    try:  # all or nothing, as topic creation: the new logs, then the topic store
+        broker.open_partitions(info, range(current, count))
+        broker.topics.set_partitions(name, count)
+    except (OSError, KafkaError) as exc:
+        broker.close_partitions(name, range(current, count))
+        if isinstance(exc, KafkaError):
+            raise
+        raise KafkaStorageError(f"cannot add partitions to {name}: {exc}") from exc
 
 
 def _check_assignments(

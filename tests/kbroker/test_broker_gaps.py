@@ -1,13 +1,17 @@
-"""Single-node gaps closed: old producers' max_timestamp, ListOffsets v0, sendfile errors."""
+"""Single-node gaps closed: old producers' max_timestamp, all-or-nothing topic store, ListOffsets
+v0, sendfile errors."""
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from kbroker.testing import Broker
+from kbroker.topic_store import TopicStore
 from protocol import records
 from protocol.error_codes import ErrorCode
 from protocol.messages.list_offsets_request import (
@@ -15,6 +19,8 @@ from protocol.messages.list_offsets_request import (
     ListOffsetsRequest,
     ListOffsetsTopic,
 )
+from storage.errors import KafkaStorageError
+from storage.fs import OS_FS
 from tests.kbroker.test_topic_behaviour import fetch_bytes, produce
 from tests.kbroker.wire import WireClient
 
@@ -72,3 +78,29 @@ def test_a_repaired_timestamp_is_checked_against_the_topic_bounds(
     ancient = int(time.time() * 1000) - 10 * 3_600_000
     answer = produce(client, topic, old_producer_batch([ancient, ancient + 1]))
     assert answer.error_code == ErrorCode.INVALID_TIMESTAMP
+
+
+def test_topic_store_changes_are_all_or_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = TopicStore(str(tmp_path))
+    kept = store.add(store.new_topic("kept", 2, {"retention.ms": "1000"}))
+
+    def no_space(path: str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(OS_FS, "write_atomically", no_space)
+    attempts: list[Callable[[], object]] = [
+        lambda: store.add(store.new_topic("doomed", 1, {})),
+        lambda: store.remove("kept"),
+        lambda: store.set_partitions("kept", 5),
+        lambda: store.set_configs("kept", {}),
+    ]
+    for attempt in attempts:
+        with pytest.raises(KafkaStorageError):
+            attempt()
+    assert list(store.topics) == ["kept"] and list(store.by_id) == [kept.topic_id]
+    assert (kept.partitions, kept.configs) == (2, {"retention.ms": "1000"})
+    monkeypatch.undo()
+    reloaded = TopicStore(str(tmp_path)).topics
+    assert list(reloaded) == ["kept"] and reloaded["kept"].partitions == 2
