@@ -3,16 +3,20 @@ v0, sendfile errors."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from kbroker.network import Connection, Server
 from kbroker.testing import Broker
 from kbroker.topic_store import TopicStore
 from protocol import records
+from protocol._codec import FileRegion, Writer
 from protocol.error_codes import ErrorCode
 from protocol.messages.list_offsets_request import (
     ListOffsetsPartition,
@@ -20,7 +24,9 @@ from protocol.messages.list_offsets_request import (
     ListOffsetsTopic,
 )
 from storage.errors import KafkaStorageError
+from storage.filecache import FileHandleCache, SegmentFile
 from storage.fs import OS_FS
+from storage.types import FetchDataInfo
 from tests.kbroker.test_topic_behaviour import fetch_bytes, produce
 from tests.kbroker.wire import WireClient
 
@@ -104,3 +110,53 @@ def test_topic_store_changes_are_all_or_nothing(
     monkeypatch.undo()
     reloaded = TopicStore(str(tmp_path)).topics
     assert list(reloaded) == ["kept"] and reloaded["kept"].partitions == 2
+
+
+# --- sendfile of a segment that is gone -------------------------------------------------------
+
+
+def test_a_region_that_cannot_be_opened_closes_the_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fetch chose a range of a segment whose file then vanished (no descriptor was open).
+
+    Opening it for sendfile fails: the connection is closed with a log line, the serving task
+    ends normally, and the lease the fetch held on the file is released.
+    """
+    path = tmp_path / "00000000000000000000.log"
+    path.write_bytes(b"x" * 100)
+    segment = SegmentFile(FileHandleCache(), OS_FS, str(path))
+    chosen = FetchDataInfo(0, 0, 10, 50, segment)
+    assert segment.leased
+    regions = [FileRegion(-1, 10, 50, chosen.open_fd)]  # what the fetch handler builds
+    del chosen  # now the region alone holds the range, as in a fetch response
+    path.unlink()
+    connections: list[Connection] = []
+
+    async def dispatch(conn: Connection, frame: bytearray) -> Writer:
+        connections.append(conn)
+        response = Writer()
+        response.buf += b"\0\0\0\x3c" + b"header"  # size prefix, then the start of a body
+        response.regions.append((len(response.buf), regions.pop()))
+        return response
+
+    async def scenario() -> bytes:
+        server = Server(dispatch, 1 << 20, 60_000)
+        ((host, port),) = await server.listen(("127.0.0.1",), 0)
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"\0\0\0\x04ping")
+        # until the broker closes the connection (the bound only turns a hang into a failure)
+        received = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        (conn,) = connections
+        assert conn._task is not None
+        await conn._task  # ended by itself: not cancelled, no exception
+        await server.stop_accepting()
+        await server.close_all()
+        return received
+
+    with caplog.at_level(logging.WARNING, logger="kbroker.network"):
+        received = asyncio.run(scenario())
+    assert received == b"\0\0\0\x3cheader"  # the frame was cut short where the region began
+    assert any("sendfile failed" in r.getMessage() for r in caplog.records), caplog.text
+    assert not regions and not segment.leased  # the response and its region were dropped
