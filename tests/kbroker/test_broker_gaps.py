@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KpTopicPartition
 
 from kbroker.network import Connection, Server
 from kbroker.testing import Broker
@@ -160,3 +163,68 @@ def test_a_region_that_cannot_be_opened_closes_the_connection(
     assert received == b"\0\0\0\x3cheader"  # the frame was cut short where the region began
     assert any("sendfile failed" in r.getMessage() for r in caplog.records), caplog.text
     assert not regions and not segment.leased  # the response and its region were dropped
+
+
+# --- ListOffsets v0 ---------------------------------------------------------------------------
+
+
+def offsets_v0(
+    client: WireClient, topic: str, timestamp: int, max_num: int = 10, partition: int = 0
+) -> tuple[int, list[int]]:
+    wanted = ListOffsetsPartition(partition, timestamp=timestamp, max_num_offsets=max_num)
+    request = ListOffsetsRequest(replica_id=-1, topics=[ListOffsetsTopic(topic, [wanted])])
+    answer = client.call(request, 0).topics[0].partitions[0]
+    return answer.error_code, list(answer.old_style_offsets)
+
+
+def test_list_offsets_v0_answers_segment_boundaries(
+    broker: Broker, client: WireClient, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(configs={"internal.segment.bytes": "200"})  # one batch per segment
+    for i in range(3):
+        rows: list[records.RecordTuple] = [(None, b"v" * 60, [], i), (None, b"w" * 60, [], i)]
+        assert produce(client, topic, records.build_batch(rows)).error_code == ErrorCode.NONE
+    log_dir = broker.run(lambda b: b.partition(topic, 0).log.dir).result(10)
+    segment_files = sorted(Path(log_dir).glob("*.log"))
+    assert [int(p.stem) for p in segment_files] == [0, 2, 4]
+    t0 = 1_600_000_000_000
+    for i, path in enumerate(segment_files):  # modification times 1 s apart, known to the test
+        os.utime(path, ns=((t0 + 1000 * i) * 10**6,) * 2)
+
+    # Candidates: (0, t0), (2, t0 + 1 s), (4, t0 + 2 s), and the log end (6, now).
+    assert offsets_v0(client, topic, -1) == (ErrorCode.NONE, [6, 4, 2, 0])
+    assert offsets_v0(client, topic, -1, max_num=2) == (ErrorCode.NONE, [6, 4])
+    assert offsets_v0(client, topic, -2) == (ErrorCode.NONE, [0])
+    assert offsets_v0(client, topic, t0 + 1500) == (ErrorCode.NONE, [2, 0])
+    assert offsets_v0(client, topic, t0 + 1500, max_num=1) == (ErrorCode.NONE, [2])
+    assert offsets_v0(client, topic, t0 - 1) == (ErrorCode.NONE, [])
+    assert offsets_v0(client, topic, t0 + 1000, max_num=0) == (ErrorCode.NONE, [])
+    assert offsets_v0(client, topic, -3) == (ErrorCode.UNSUPPORTED_VERSION, [])
+    assert offsets_v0(client, topic, -1, partition=7) == (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, [])
+
+
+def test_list_offsets_v0_of_an_empty_partition(
+    client: WireClient, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic()
+    assert offsets_v0(client, topic, -1) == (ErrorCode.NONE, [0])
+    assert offsets_v0(client, topic, -2) == (ErrorCode.NONE, [0])
+
+
+def test_kafka_python_0_9_seeks_with_list_offsets_v0(
+    broker: Broker, client: WireClient, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic()
+    rows: list[records.RecordTuple] = [(None, b"v", [], 0)] * 5
+    assert produce(client, topic, records.build_batch(rows)).error_code == ErrorCode.NONE
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap_servers, api_version=(0, 9))
+    try:
+        tp = KpTopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_end(tp)
+        end = consumer.position(tp)
+        consumer.seek_to_beginning(tp)
+        beginning = consumer.position(tp)
+    finally:
+        consumer.close()
+    assert (beginning, end) == (0, 5)
