@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 from kbroker import topics_naming
 from kbroker.config import BrokerConfig, new_cluster_id
+from kbroker.config_dynamic import with_persisted_dynamic_configs
 from kbroker.context import RequestContext
 from kbroker.fetch_session import FetchSessionCache
 from kbroker.groups.runtime import GROUP_METADATA_TOPIC, GroupCoordinator
@@ -78,6 +79,7 @@ class Broker:
         self.log_dirs = config.log_dirs
         for d in self.log_dirs:
             os.makedirs(d, exist_ok=True)
+        self.config = config = with_persisted_dynamic_configs(config, self.log_dirs[0])
         self.cluster_id = self._load_meta_properties()
         self.topics = TopicStore(self.log_dirs[0])
         self.logs = LogManager(self.log_dirs, log_config(TopicConfigs.resolve({}, config)))

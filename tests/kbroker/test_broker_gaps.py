@@ -5,22 +5,38 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka.admin import (
+    AdminClient,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    ResourceType,
+)
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
+from kbroker import admin as admin_module
+from kbroker import config_dynamic
 from kbroker.network import Connection, Server
 from kbroker.testing import Broker
 from kbroker.topic_store import TopicStore
 from protocol import records
 from protocol._codec import FileRegion, Writer
 from protocol.error_codes import ErrorCode
+from protocol.messages.incremental_alter_configs_request import (
+    AlterableConfig,
+    AlterConfigsResource,
+    IncrementalAlterConfigsRequest,
+)
 from protocol.messages.list_offsets_request import (
     ListOffsetsPartition,
     ListOffsetsRequest,
@@ -30,6 +46,7 @@ from storage.errors import KafkaStorageError
 from storage.filecache import FileHandleCache, SegmentFile
 from storage.fs import OS_FS
 from storage.types import FetchDataInfo
+from tests.kbroker.process import BrokerProcess
 from tests.kbroker.test_topic_behaviour import fetch_bytes, produce
 from tests.kbroker.wire import WireClient
 
@@ -228,3 +245,117 @@ def test_kafka_python_0_9_seeks_with_list_offsets_v0(
     finally:
         consumer.close()
     assert (beginning, end) == (0, 5)
+
+
+# --- dynamic broker configs across restarts ---------------------------------------------------
+
+
+def broker_configs(admin: AdminClient, name: str = "0") -> dict[str, Any]:
+    future = admin.describe_configs([ConfigResource(ResourceType.BROKER, name)])
+    (configs,) = [f.result(10) for f in future.values()]
+    return dict(configs)
+
+
+def alter_broker(bootstrap: str, name: str, key: str, value: str | None) -> int:
+    """IncrementalAlterConfigs on a broker resource (librdkafka refuses the default, "")."""
+    op = 0 if value is not None else 1  # SET, DELETE
+    resource = AlterConfigsResource(4, name, [AlterableConfig(key, op, value)])
+    wire = WireClient(bootstrap)
+    try:
+        answer = wire.call(IncrementalAlterConfigsRequest(resources=[resource]), 1)
+    finally:
+        wire.close()
+    code: int = answer.responses[0].error_code
+    return code
+
+
+def value_and_source(entry: Any) -> tuple[str, ConfigSource]:
+    return entry.value, ConfigSource(entry.source)
+
+
+def test_dynamic_broker_configs_survive_a_restart(tmp_path: Path) -> None:
+    process = BrokerProcess(str(tmp_path / "logs"))
+    try:
+        bootstrap = process.start()
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        assert alter_broker(bootstrap, "0", "log.retention.ms", "600000") == ErrorCode.NONE
+        assert alter_broker(bootstrap, "", "log.retention.ms", "900000") == ErrorCode.NONE
+        assert alter_broker(bootstrap, "", "log.segment.bytes", "2097152") == ErrorCode.NONE
+        admin.create_topics([NewTopic("follows", 1, 1)])["follows"].result(10)
+        process.kill()  # acknowledged means saved: no clean shutdown needed
+
+        bootstrap = process.start()
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        configs = broker_configs(admin)
+        retention = configs["log.retention.ms"]
+        assert value_and_source(retention) == ("600000", ConfigSource.DYNAMIC_BROKER_CONFIG)
+        # The shadowed cluster default came back too (confluent keys synonyms by name, so
+        # of the two log.retention.ms synonyms it keeps the lower one).
+        synonyms = [value_and_source(s) for s in retention.synonyms.values()]
+        assert ("900000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG) in synonyms
+        assert value_and_source(configs["log.segment.bytes"]) == (
+            "2097152",
+            ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+        )
+        topic = ConfigResource(ResourceType.TOPIC, "follows")
+        (topic_configs,) = [f.result(10) for f in admin.describe_configs([topic]).values()]
+        assert value_and_source(topic_configs["retention.ms"]) == (
+            "600000",
+            ConfigSource.DYNAMIC_BROKER_CONFIG,
+        )
+
+        # Deleting the per-broker value lets the (restored) cluster default show through.
+        assert alter_broker(bootstrap, "0", "log.retention.ms", None) == ErrorCode.NONE
+        assert process.stop() == 0
+        admin = AdminClient({"bootstrap.servers": process.start()})
+        assert value_and_source(broker_configs(admin)["log.retention.ms"]) == (
+            "900000",
+            ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+        )
+        assert process.stop() == 0
+    finally:
+        process.ensure_stopped()
+
+
+def test_a_failed_save_changes_no_broker_config(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: object) -> None:
+        raise KafkaStorageError("no space")
+
+    monkeypatch.setattr(admin_module, "save_dynamic_configs", disk_full)
+    code = alter_broker(broker.bootstrap_servers, "0", "log.retention.ms", "12345")
+    assert code == ErrorCode.KAFKA_STORAGE_ERROR
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    assert broker_configs(admin)["log.retention.ms"].value != "12345"
+
+
+def test_dynamic_config_file_rules(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = str(tmp_path)
+    assert config_dynamic.read_dynamic_configs(directory, 0) == ({}, {})
+    config_dynamic.save_dynamic_configs(
+        directory, 0, {"log.retention.ms": "1000"}, {"num.io.threads": "4"}
+    )
+    assert config_dynamic.read_dynamic_configs(directory, 0) == (
+        {"log.retention.ms": "1000"},
+        {"num.io.threads": "4"},
+    )
+    # Another broker's per-broker layer is not ours; the cluster default is.
+    assert config_dynamic.read_dynamic_configs(directory, 1) == ({}, {"num.io.threads": "4"})
+
+    path = tmp_path / config_dynamic.FILE_NAME
+    body = json.loads(path.read_text())
+    body["broker"]["log.dirs"] = "/elsewhere"  # not dynamic: skipped with a warning
+    body["checksum"] = config_dynamic._checksum({k: v for k, v in body.items() if k != "checksum"})
+    path.write_text(json.dumps(body))
+    with caplog.at_level(logging.WARNING, logger="kbroker.config"):
+        per_broker, _ = config_dynamic.read_dynamic_configs(directory, 0)
+    assert per_broker == {"log.retention.ms": "1000"} and "log.dirs" in caplog.text
+
+    body["broker"]["log.retention.ms"] = "2000"  # edited without fixing the checksum
+    path.write_text(json.dumps(body))
+    with pytest.raises(config_dynamic.DynamicConfigError, match="checksum"):
+        config_dynamic.read_dynamic_configs(directory, 0)
+    path.write_text("{not json")
+    with pytest.raises(config_dynamic.DynamicConfigError, match="unreadable"):
+        config_dynamic.read_dynamic_configs(directory, 0)
