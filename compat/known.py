@@ -16,7 +16,9 @@ def load(path: Path | None) -> KnownFailures:
     if path is None:
         return {}
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {(k["scenario"], k["client"]): " ".join(k["reason"].split()) for k in data["known"]}
+    return {
+        (k["scenario"], k["client"]): " ".join(k["reason"].split()) for k in data.get("known", [])
+    }
 
 
 def apply(report: Report, known: KnownFailures) -> None:

@@ -17,9 +17,10 @@ Broker configs. AlterConfigs on the broker resource named after this node change
 dynamic layer of `BrokerConfig`, and on the resource named "" the cluster-wide dynamic default
 layer. The new `BrokerConfig` replaces `broker.config`, and every topic's `LogConfig` is
 recomputed, since a topic without an override follows its broker synonym (`log.retention.ms`,
-`log.segment.bytes`, ...). Dynamic broker configs live in memory only: Kafka keeps them in its
-metadata log and kbroker has no such store yet, so a restart returns to server.properties. A
-broker config that fails validation is INVALID_REQUEST, as in Kafka (KAFKA-13609).
+`log.segment.bytes`, ...). Both dynamic layers are saved (`config_dynamic.py`, in the first log
+dir) before the new config takes effect, so a restart brings them back; a failed save is
+KAFKA_STORAGE_ERROR and changes nothing. A broker config that fails validation is
+INVALID_REQUEST, as in Kafka (KAFKA-13609).
 
 CreatePartitions only adds partitions (new empty logs); DeleteRecords moves a partition's log
 start offset up (offset -1 meaning the high watermark) and deletes the segments wholly below it.
@@ -36,10 +37,12 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from kbroker import topics_naming
 from kbroker.broker import log_config
 from kbroker.config import BROKER_CONFIG_DEFS, BrokerConfig, ConfigError, ConfigSource
+from kbroker.config_dynamic import save_dynamic_configs
 from kbroker.config_types import ConfigDef, ConfigType, value_to_string
 from kbroker.topic_config import TOPIC_CONFIG_DEFS, TopicConfigs
 from protocol.error_codes import ErrorCode, KafkaError
 from storage.config import LogConfig
+from storage.errors import KafkaStorageError
 
 if TYPE_CHECKING:
     from kbroker.broker import Broker
@@ -338,14 +341,16 @@ def alter_broker_configs(
     try:
         BrokerConfig.validate_dynamic(layer)
         if per_broker:
-            updated = config.with_dynamic(layer, dynamic_layer(config, per_broker=False))
+            own, default = dict(layer), dynamic_layer(config, per_broker=False)
         else:
-            updated = config.with_dynamic(dynamic_layer(config, per_broker=True), layer)
+            own, default = dynamic_layer(config, per_broker=True), dict(layer)
+        updated = config.with_dynamic(own, default)
         defaults = log_config(TopicConfigs.resolve({}, updated))
     except (ConfigError, ValueError) as exc:
         raise KafkaError(ErrorCode.INVALID_REQUEST, str(exc)) from None
     if validate_only:
         return
+    save_dynamic_configs(broker.log_dirs[0], broker.node_id, own, default)  # first: see above
     broker.config = updated
     broker.logs.default_config = defaults
     for info in broker.topics.topics.values():
@@ -385,8 +390,14 @@ def create_partitions(
         _check_assignments(broker, current, count, assignments)
     if validate_only:
         return
-    broker.topics.set_partitions(name, count)
-    broker.open_partitions(info, range(current, count))
+    try:  # all or nothing, as topic creation: the new logs, then the topic store
+        broker.open_partitions(info, range(current, count))
+        broker.topics.set_partitions(name, count)
+    except (OSError, KafkaError) as exc:
+        broker.close_partitions(name, range(current, count))
+        if isinstance(exc, KafkaError):
+            raise
+        raise KafkaStorageError(f"cannot add partitions to {name}: {exc}") from exc
 
 
 def _check_assignments(

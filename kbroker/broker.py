@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 from kbroker import topics_naming
 from kbroker.config import BrokerConfig, new_cluster_id
+from kbroker.config_dynamic import with_persisted_dynamic_configs
 from kbroker.context import RequestContext
 from kbroker.fetch_session import FetchSessionCache
 from kbroker.groups.runtime import GROUP_METADATA_TOPIC, GroupCoordinator
@@ -35,6 +36,7 @@ from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.frames import decode_request_header, encode_response
 from storage.config import LogConfig
+from storage.errors import KafkaStorageError
 from storage.fs import OS_FS
 from storage.manager import LogManager
 
@@ -77,6 +79,7 @@ class Broker:
         self.log_dirs = config.log_dirs
         for d in self.log_dirs:
             os.makedirs(d, exist_ok=True)
+        self.config = config = with_persisted_dynamic_configs(config, self.log_dirs[0])
         self.cluster_id = self._load_meta_properties()
         self.topics = TopicStore(self.log_dirs[0])
         self.logs = LogManager(self.log_dirs, log_config(TopicConfigs.resolve({}, config)))
@@ -236,10 +239,28 @@ class Broker:
             raise KafkaError(ErrorCode.INVALID_CONFIG, str(exc)) from None
         if validate_only:
             return None
-        info = self.topics.add(name, partitions, configs)
-        self.open_partitions(info, range(partitions))
+        info = self.topics.new_topic(name, partitions, configs)
+        try:  # all or nothing: the logs, then the topic store; a failure undoes the logs
+            self.open_partitions(info, range(partitions))
+            self.topics.add(info)
+        except (OSError, KafkaError) as exc:
+            self.close_partitions(name, range(partitions))
+            log.error("topic %s not created: %s", name, exc)
+            if isinstance(exc, KafkaError):
+                raise
+            raise KafkaStorageError(f"cannot create topic {name}: {exc}") from exc
         log.info("created topic %s with %d partitions", name, partitions)
         return info
+
+    def close_partitions(self, name: str, indexes: Iterable[int]) -> None:
+        """Undo `open_partitions` of a change that failed: forget the partitions, delete their
+        logs (a rename, which needs no space; a failure is logged)."""
+        for index in indexes:
+            self.partitions.pop((name, index), None)
+            try:
+                self.logs.delete_log(name, index)
+            except OSError:
+                log.exception("%s-%d: log not deleted", name, index)
 
     def auto_create_topic(self, name: str) -> TopicInfo:
         info = self.create_topic(name, self.int_config("num.partitions"), {})
@@ -250,12 +271,12 @@ class Broker:
         info = self.topics.topics.get(name)
         if info is None:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        self.topics.remove(name)  # first: a failed write (KafkaStorageError) leaves it whole
         for index in range(info.partitions):
             partition = self.partitions.pop((name, index), None)
             if partition is not None:
                 partition.wake_fetchers()
             self.logs.delete_log(name, index)
-        self.topics.remove(name)
         log.info("deleted topic %s", name)
         return info
 

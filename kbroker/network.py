@@ -156,12 +156,20 @@ class Connection(asyncio.BufferedProtocol):
     async def _sendfile(
         self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, region: FileRegion
     ) -> None:
-        with region.open() as fd, open(fd, "rb", buffering=0, closefd=False) as file:
-            try:
+        """Send one file region; any failure closes the connection, with a log line.
+
+        Opening the region belongs to the send: the segment may have been deleted, or its
+        descriptor may not reopen (EMFILE, EIO), after the fetch chose it. The response is
+        then half-written, so the connection cannot go on. Leaving the `with` (normally or
+        not) unpins the descriptor; the file lease goes with the response, which the caller
+        drops as soon as this returns.
+        """
+        try:
+            with region.open() as fd, open(fd, "rb", buffering=0, closefd=False) as file:
                 sent = await loop.sendfile(transport, file, region.offset, region.length)
-            except (ConnectionError, OSError) as exc:
-                self.abort(f"sendfile failed: {exc}")
-                return
+        except (OSError, ValueError, RuntimeError) as exc:  # ConnectionError is an OSError
+            self.abort(f"sendfile failed: {exc}")
+            return
         if sent != region.length:  # the file shrank under us (truncation): framing is broken
             self.abort(f"sendfile sent {sent} of {region.length} bytes")
 

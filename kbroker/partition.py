@@ -151,6 +151,8 @@ class Partition:
         while pos < len(data):
             try:
                 header = records.validate_batch(data, pos, from_client=True)
+                if not config.log_append_time:  # a header max_timestamp below its base: fix it
+                    header = records.repair_max_timestamp(data, pos, header)
             except records.InvalidRecordError as exc:
                 raise KafkaError(ErrorCode.INVALID_RECORD, str(exc)) from None
             except records.CorruptRecordError as exc:

@@ -72,6 +72,7 @@ __all__ = [
     "parse_control_record",
     "read_batch_header",
     "recompress_batch",
+    "repair_max_timestamp",
     "set_base_offset",
     "set_log_append_time",
     "set_partition_leader_epoch",
@@ -340,6 +341,42 @@ def set_log_append_time(buf: bytearray | memoryview, pos: int, timestamp_ms: int
     _INT16.pack_into(buf, pos + _ATTRIBUTES_OFFSET, header.attributes | _TIMESTAMP_TYPE_MASK)
     _INT64.pack_into(buf, pos + _MAX_TIMESTAMP_OFFSET, timestamp_ms)
     _write_crc(buf, pos, end)
+
+
+def repair_max_timestamp(
+    buf: bytearray | memoryview,
+    pos: int,
+    header: BatchHeader,
+    *,
+    max_size: int = codecs.DEFAULT_MAX_DECOMPRESSED_SIZE,
+) -> BatchHeader:
+    """Recompute a CreateTime batch's max_timestamp from its records when the header is wrong.
+
+    Kafka's broker never trusts the header: its LogValidator walks every record of every
+    produced batch and writes the largest record timestamp (-1 if none is larger) into
+    max_timestamp, fixing the CRC. Old producers depend on it: sarama before 1.24 leaves
+    max_timestamp at -1, so without the rewrite the time index, ListOffsets by timestamp and
+    time-based retention never see their records. We keep produce header-only and decode only
+    a batch whose header contradicts itself: max_timestamp below base_timestamp (the first
+    record's timestamp). A wrong maximum at or above base_timestamp is not detected.
+
+    Returns `header` untouched (nothing decoded) or the patched header. LogAppendTime,
+    control and delete-horizon batches are left alone. A malformed record raises
+    InvalidRecordError, an undecompressable payload CorruptRecordError.
+    """
+    skip = _TIMESTAMP_TYPE_MASK | _CONTROL_MASK | _DELETE_HORIZON_MASK
+    if (
+        header.max_timestamp >= header.base_timestamp
+        or header.records_count <= 0
+        or header.attributes & skip
+    ):
+        return header
+    decoded = _decode_records(_records_body(buf, pos, header, max_size), header)
+    max_timestamp = max(-1, *(r.timestamp for r in decoded))
+    _INT64.pack_into(buf, pos + _MAX_TIMESTAMP_OFFSET, max_timestamp)
+    _write_crc(buf, pos, pos + header.size)
+    (crc,) = _UINT32.unpack_from(buf, pos + _CRC_OFFSET)
+    return header._replace(max_timestamp=max_timestamp, crc=crc)
 
 
 def _write_crc(buf: bytearray | memoryview, pos: int, end: int) -> None:

@@ -1,4 +1,5 @@
-"""A full disk: produces fail with KAFKA_STORAGE_ERROR, reads go on, nothing acked is lost.
+"""A full disk: produces fail with KAFKA_STORAGE_ERROR, reads go on, nothing acked is lost;
+a topic that cannot be created is not half-created.
 
 A real broker process writes its log dir to a small tmpfs mounted for the test (the machine, and
 CI's, runs tests as root), and a real client produces until the disk is full. Segments are
@@ -8,6 +9,7 @@ prerequisite, not an option: if it fails the test fails and says why.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -212,4 +214,57 @@ def test_full_disk_survives_a_restart(small_disk: Path, processes: list[BrokerPr
     high = len(filled.acked)
     assert produce_one(bootstrap, b"after the restart") == high
     assert read_all(bootstrap, start=high) == {high: b"after the restart"}
+    assert processes[1].stop() == 0
+
+
+def fill_with_file(path: Path) -> None:
+    """Write `path` until the disk refuses even one more byte."""
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (64 * 1024, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+
+
+def produce_to(bootstrap: str, topic: str, value: bytes) -> int:
+    filled = Filled()
+    client = producer(bootstrap)
+    client.produce(topic, value, partition=0, on_delivery=filled.on_delivery)
+    assert client.flush(TIMEOUT) == 0
+    assert filled.errors == [], filled.errors
+    (offset,) = filled.acked
+    return offset
+
+
+def test_create_topic_on_a_full_disk_is_all_or_nothing(
+    small_disk: Path, processes: list[BrokerProcess]
+) -> None:
+    bootstrap = start(small_disk, processes)
+    admin = create_topic(bootstrap)
+    assert produce_to(bootstrap, TOPIC, b"before") == 0
+    filler = small_disk / "filler"
+    fill_with_file(filler)
+
+    doomed = admin.create_topics([NewTopic("doomed", 3, 1)])["doomed"]
+    with pytest.raises(KafkaException) as failed:
+        doomed.result(TIMEOUT)
+    assert failed.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR, failed.value
+    # Metadata still answers, without the topic, while the disk is still full.
+    topics = admin.list_topics(timeout=TIMEOUT).topics
+    assert "doomed" not in topics and list(topics[TOPIC].partitions) == [0]
+    assert not list((small_disk / "logs").glob("doomed-*[0-9]")), "partition dirs left behind"
+
+    filler.unlink()  # space again: the broker serves on and the same create now works
+    assert produce_to(bootstrap, TOPIC, b"after") == 1
+    admin.create_topics([NewTopic("doomed", 3, 1)])["doomed"].result(TIMEOUT)
+    metadata = admin.list_topics("doomed", timeout=TIMEOUT).topics["doomed"]
+    assert metadata.error is None and sorted(metadata.partitions) == [0, 1, 2]
+    assert produce_to(bootstrap, "doomed", b"first") == 0
+
+    assert processes[0].stop() == 0  # and it is all there after a restart
+    bootstrap = start(small_disk, processes)
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=TIMEOUT).topics
+    assert sorted(topics["doomed"].partitions) == [0, 1, 2]
     assert processes[1].stop() == 0
