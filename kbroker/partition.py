@@ -140,17 +140,20 @@ class Partition:
 
     # ------------------------------------------------------------------ produce
 
-    def validate(self, data: memoryview, now_ms: int, one_batch: bool) -> list[BatchHeader]:
+    def validate(
+        self, data: memoryview, now_ms: int, one_batch: bool, from_client: bool = True
+    ) -> list[BatchHeader]:
         """Check every batch header without decompressing; raises KafkaError per Kafka's codes.
 
-        Returns the headers, in order, so that nothing parses them again.
+        Returns the headers, in order, so that nothing parses them again. `from_client`: also
+        the rules for producers' batches (a coordinator's transactional batch has no sequence).
         """
         config = self.log.config
         pos = 0
         headers: list[BatchHeader] = []
         while pos < len(data):
             try:
-                header = records.validate_batch(data, pos, from_client=True)
+                header = records.validate_batch(data, pos, from_client=from_client)
                 if not config.log_append_time:  # a header max_timestamp below its base: fix it
                     header = records.repair_max_timestamp(data, pos, header)
             except records.InvalidRecordError as exc:
@@ -204,7 +207,7 @@ class Partition:
         (TxnOffsetCommit), which carries the producer id and epoch but no sequence, so its
         sequence is not checked (Kafka's AppendOrigin.COORDINATOR).
         """
-        headers = self.validate(data, now_ms, one_batch)
+        headers = self.validate(data, now_ms, one_batch, from_client=not from_coordinator)
         if one_batch and not from_coordinator:
             try:
                 self.producers.check(headers[0], now_ms)

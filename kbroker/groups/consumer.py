@@ -367,13 +367,19 @@ class ConsumerGroup:
         version: int,
         partitions: Iterable[tuple[str, int]],
         topic_ids: Mapping[str, uuid.UUID],
+        transactional: bool = False,
+        group_instance_id: str | None = None,
     ) -> dict[tuple[str, int], ErrorCode]:
         """Kafka's `ConsumerGroup.validateOffsetCommit`: raises for the whole request, or
-        returns the partitions refused (a member epoch older than the partition's, KIP-1251)."""
+        returns the partitions refused (a member epoch older than the partition's, KIP-1251).
+        A TxnOffsetCommit (`transactional`) may name no member at all (its v0-2 cannot), and
+        the OffsetCommit version rule does not apply to it."""
         if member_epoch < 0 and not self.members:
             return {}  # an admin client or a consumer outside the group: fine while empty
+        if transactional and member_epoch == -1 and not member_id and group_instance_id is None:
+            return {}
         member = self.member(member_id)
-        if version < 9:
+        if not transactional and version < 9:
             raise KafkaError(
                 ErrorCode.UNSUPPORTED_VERSION,
                 "OffsetCommit version 9 or above must be used by members using the consumer "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kbroker.groups import records as rec
 from kbroker.groups.classic import CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupState
 from kbroker.groups.classic_ops import store_error
 from kbroker.groups.consumer import CONSUMER_GROUP_TYPE, group_tombstones
@@ -88,10 +87,7 @@ def delete_group(
         if not consumer.is_empty():
             done(ErrorCode.NON_EMPTY_GROUP)
             return
-        offsets = [
-            rec.offset_commit(group_id, topic, partition, None)
-            for topic, partition in shard.offsets.get(group_id, {})
-        ]
+        offsets = shard.offset_tombstones(group_id)
         shard.write(offsets + group_tombstones(consumer), replay=True, on_appended=appended)
         return
     group = shard.group_or_none(group_id)

@@ -16,6 +16,11 @@ deleted (tombstones), counted from when it became Empty; a simple consumer's off
 protocol type) from their commit time; OffsetCommit v2-4's explicit retention sets an expiry
 time on the record, which wins. A group left Empty with no offsets is deleted. A consumer
 group's offsets expire from their commit, except those of topics it subscribes to.
+
+Pending transactional offsets (`txn_state.py`) are not returned by OffsetFetch; with
+`require_stable` a partition that has one answers UNSTABLE_OFFSET_COMMIT. As in Kafka, an offset
+with a pending transactional one does not expire, a group with pending ones is not deleted by
+expiry, and OffsetDelete writes a tombstone for a partition with only a pending offset.
 """
 
 from __future__ import annotations
@@ -75,6 +80,12 @@ def _consumer_commit_refusals(
     )
 
 
+def metadata_too_large(shard: GroupCoordinatorShard, metadata: str) -> bool:
+    """Over `offset.metadata.max.bytes`, which Kafka compares with String.length(): UTF-16
+    code units, not bytes."""
+    return len(metadata.encode("utf-16-le")) // 2 > shard.config.offset_metadata_max_bytes
+
+
 def commit_offsets(
     shard: GroupCoordinatorShard,
     request: OffsetCommitRequest,
@@ -114,8 +125,7 @@ def commit_offsets(
         if (topic, p.partition_index) in refused:
             codes.append((topic, p.partition_index, refused[(topic, p.partition_index)]))
             continue
-        # Kafka compares String.length(): UTF-16 code units, not bytes
-        if len(metadata.encode("utf-16-le")) // 2 > shard.config.offset_metadata_max_bytes:
+        if metadata_too_large(shard, metadata):
             codes.append((topic, p.partition_index, ErrorCode.OFFSET_METADATA_TOO_LARGE))
             continue
         value = OffsetCommitValue(
@@ -145,11 +155,26 @@ def commit_offsets(
 def fetch_offsets(
     shard: GroupCoordinatorShard, group_id: str, partitions: Iterable[tuple[str, int]] | None
 ) -> list[tuple[str, int, OffsetCommitValue | None]]:
-    """Committed values of the given partitions (None: not committed), or of all of them."""
+    """Committed values of the given partitions (None: not committed), or of all of them.
+    Pending transactional offsets are not among them (they are not committed yet)."""
     committed = shard.offsets.get(group_id, {})
     if partitions is None:
         return [(t, p, v) for (t, p), v in sorted(committed.items())]
     return [(t, p, committed.get((t, p))) for t, p in partitions]
+
+
+def fetch_stable_offsets(
+    shard: GroupCoordinatorShard, group_id: str, partitions: Iterable[tuple[str, int]] | None
+) -> list[tuple[str, int, OffsetCommitValue | None, ErrorCode]]:
+    """OffsetFetch with `require_stable` (KIP-447): as `fetch_offsets`, but a partition with a
+    pending transactional offset answers UNSTABLE_OFFSET_COMMIT and no value. Asked for all
+    partitions, only committed ones are listed, as in Kafka (fetchAllOffsets)."""
+    return [
+        (t, p, None, ErrorCode.UNSTABLE_OFFSET_COMMIT)
+        if shard.pending.has(group_id, (t, p))
+        else (t, p, value, ErrorCode.NONE)
+        for t, p, value in fetch_offsets(shard, group_id, partitions)
+    ]
 
 
 def delete_offsets(
@@ -180,7 +205,7 @@ def delete_offsets(
         if subscribed is not None and topic in subscribed:
             results.append((topic, partition, ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC))
             continue
-        if (topic, partition) in committed:
+        if (topic, partition) in committed or shard.pending.has(group_id, (topic, partition)):
             tombstones.append(rec.offset_commit(group_id, topic, partition, None))
         results.append((topic, partition, ErrorCode.NONE))
     if not tombstones:
@@ -212,10 +237,16 @@ def expire_offsets(shard: GroupCoordinatorShard) -> None:
             rec.offset_commit(group_id, topic, partition, None)
             for (topic, partition), value in committed.items()
             if _expired(value, base, now, retention)
+            and not shard.pending.has(group_id, (topic, partition))
         ]
         if not expired:
             continue
-        if group is not None and group.is_in(S.EMPTY) and len(expired) == len(committed):
+        if (
+            group is not None
+            and group.is_in(S.EMPTY)
+            and len(expired) == len(committed)
+            and not shard.pending.has_group(group_id)
+        ):
             shard.delete_group(group)  # its tombstones cover every offset
         else:
             shard.write(expired, replay=True)
@@ -226,10 +257,15 @@ def expire_offsets(shard: GroupCoordinatorShard) -> None:
             and not group.members
             and not group.pending_members
             and group.group_id not in shard.offsets
+            and not shard.pending.has_group(group.group_id)
         ):
             shard.delete_group(group)
     for consumer in list(shard.consumer_groups.values()):
-        if consumer.is_empty() and consumer.group_id not in shard.offsets:
+        if (
+            consumer.is_empty()
+            and consumer.group_id not in shard.offsets
+            and not shard.pending.has_group(consumer.group_id)
+        ):
             shard.write(group_tombstones(consumer), replay=True)
     schedule_expiry(shard)
 
@@ -246,9 +282,15 @@ def _expire_consumer_group_offsets(
     expired = [
         rec.offset_commit(group.group_id, topic, partition, None)
         for (topic, partition), value in committed.items()
-        if topic not in subscribed and _expired(value, lambda v: v.commit_timestamp, now, retention)
+        if topic not in subscribed
+        and _expired(value, lambda v: v.commit_timestamp, now, retention)
+        and not shard.pending.has(group.group_id, (topic, partition))
     ]
-    if group.is_empty() and len(expired) == len(committed):
+    if (
+        group.is_empty()
+        and len(expired) == len(committed)
+        and not shard.pending.has_group(group.group_id)
+    ):
         expired += group_tombstones(group)
     if expired:
         shard.write(expired, replay=True)

@@ -6,7 +6,9 @@ The coordinator of a group is the leader of partition `abs(java_hash(group)) % N
 replicated cluster later moves group state with its partition and nothing else. On a single
 node every partition is local: one `GroupCoordinatorShard` per partition, created with the
 topic on first use (FindCoordinator or any group request), loaded by replaying the partition's
-records when the broker starts.
+records when the broker starts. A transactional batch (TxnOffsetCommit) is appended as such,
+and loading replays it into pending offsets and a transaction marker into their commit or abort;
+a marker appended live reaches the shard through `complete_transaction`.
 
 Appends go through `Partition.append` like any produce (validated, indexed, acks=all complete
 at once on a single node), so a commit that was answered is in the log (in the page cache; a
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 from kbroker.groups import classic_ops, consumer_ops, offsets
 from kbroker.groups import records as rec
 from kbroker.groups.coordinator import Effects, GroupConfig, GroupCoordinatorShard, Reply
+from kbroker.groups.txn_state import NO_PRODUCER_ID
 from protocol import records
 from protocol._codec import ApiMessage
 from protocol.error_codes import ErrorCode, KafkaError
@@ -104,18 +107,38 @@ class GroupCoordinator:
                 break
             for pos, header in records.iter_batch_headers(data):
                 offset = header.next_offset
-                if header.is_control:
-                    continue
-                for record in records.decode_batch(data, pos)[1]:
-                    if record.key is None:
-                        continue
-                    try:
-                        shard.replay(rec.decode(record.key, record.value), loading=True)
-                    except rec.UnknownRecordType:
-                        continue
-                    count += 1
+                count += self._replay_batch(shard, data, pos, header)
         self.shards[index] = shard
         self._apply(shard, shard.run(now_ms(), lambda: self._after_load(shard)))
+        return count
+
+    @staticmethod
+    def _replay_batch(
+        shard: GroupCoordinatorShard, data: bytes, pos: int, header: records.BatchHeader
+    ) -> int:
+        """Replay one batch read back from the log; returns how many records it applied. A
+        transactional batch's offsets stay pending; a marker (control batch) settles them."""
+        batch = records.decode_batch(data, pos)[1]
+        if header.is_control:
+            for record in batch:
+                try:
+                    control, _ = records.parse_control_record(record)
+                except records.InvalidRecordError:
+                    continue  # not a transaction marker: nothing for the coordinator
+                commit = control == records.ControlType.COMMIT
+                shard.replay_end_transaction_marker(header.producer_id, commit)
+            return 0
+        producer_id = header.producer_id if header.is_transactional else NO_PRODUCER_ID
+        count = 0
+        for record in batch:
+            if record.key is None:
+                continue
+            try:
+                decoded = rec.decode(record.key, record.value)
+            except rec.UnknownRecordType:
+                continue
+            shard.replay(decoded, loading=True, offset=record.offset, producer_id=producer_id)
+            count += 1
         return count
 
     @staticmethod
@@ -164,8 +187,15 @@ class GroupCoordinator:
 
     def complete_transaction(self, index: int, producer_id: int, commit: bool) -> None:
         """A transaction marker was appended to partition `index`: commit or drop the offsets
-        the producer committed in it (TxnOffsetCommit). No offsets are pending until
-        TxnOffsetCommit is served, so there is nothing to do yet."""
+        the producer committed in it (TxnOffsetCommit). The shard replays the marker as its
+        load would, in a step of its own."""
+        shard = self.shards.get(index)
+        if shard is None:
+            return  # not loaded: its load will replay the marker from the log
+        self._apply(
+            shard,
+            shard.run(now_ms(), lambda: shard.replay_end_transaction_marker(producer_id, commit)),
+        )
 
     # ------------------------------------------------------------------ effects
 
@@ -174,23 +204,35 @@ class GroupCoordinator:
         while pending:
             current, pending = pending, None
             if current.records or current.on_appended:
-                error = self._append(shard.partition, current) if current.records else None
-                pending = shard.appended(now_ms(), current, error)
+                error, base_offset = None, -1
+                if current.records:
+                    error, base_offset = self._append(shard.partition, current)
+                pending = shard.appended(now_ms(), current, error, base_offset)
             for reply, message in current.replies:
                 if isinstance(reply, asyncio.Future) and not reply.done():
                     reply.set_result(message)  # a cancelled one: its client went away
         self._arm_timer(shard)
 
-    def _append(self, index: int, effects: Effects) -> ErrorCode | None:
+    def _append(self, index: int, effects: Effects) -> tuple[ErrorCode | None, int]:
+        """Append the step's records as one batch: (error or None, offset of the first)."""
         now = now_ms()
-        batch = records.build_batch([(*r.encode(), (), now) for r in effects.records])
+        transactional = effects.producer_id != NO_PRODUCER_ID
+        batch = records.build_batch(
+            [(*r.encode(), (), now) for r in effects.records],
+            producer_id=effects.producer_id,
+            producer_epoch=effects.producer_epoch,
+            is_transactional=transactional,
+            base_sequence=-1,
+        )
         try:
             partition = self.broker.partition(GROUP_METADATA_TOPIC, index)
-            partition.append(memoryview(bytearray(batch)), now)
+            result = partition.append(
+                memoryview(bytearray(batch)), now, from_coordinator=transactional
+            )
         except KafkaError as exc:
             log.warning("%s-%d: append failed: %s", GROUP_METADATA_TOPIC, index, exc)
-            return ErrorCode(exc.code)
-        return None
+            return ErrorCode(exc.code), -1
+        return None, result.first_offset
 
     # ------------------------------------------------------------------ timers
 

@@ -48,6 +48,7 @@ MODULES = (
     "offset_commit",
     "offset_fetch",
     "offset_delete",
+    "txn_offset_commit",
     "describe_groups",
     "list_groups",
     "delete_groups",

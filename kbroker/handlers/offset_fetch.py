@@ -2,9 +2,12 @@
 
 A partition with no committed offset answers -1 with empty metadata (no error); a null topic
 list (v2+) means every partition the group committed. v8+ asks for several groups at once
-(KIP-709); v7's `require_stable` matters only with transactions, which kbroker does not serve
-yet, so no offset is ever pending. v9 carries the member id and epoch of a KIP-848 group's
-member: UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH unless it is current. Not v10 (topics by id).
+(KIP-709). Offsets a transaction committed (TxnOffsetCommit) are not returned until its
+marker commits them; v7+'s `require_stable` (KIP-447) asks to be told about them: a partition
+with a pending transactional offset answers UNSTABLE_OFFSET_COMMIT, which clients retry, and
+without it the last committed offset is returned. v9 carries the member id and epoch of a
+KIP-848 group's member: UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH unless it is current. Not v10
+(topics by id).
 """
 
 from __future__ import annotations
@@ -29,25 +32,32 @@ from protocol.messages.offset_fetch_response import (
 if TYPE_CHECKING:
     from kbroker.context import RequestContext
 
-Found = list[tuple[str, int, OffsetCommitValue | None]]
+Found = list[tuple[str, int, OffsetCommitValue | None, ErrorCode]]
 
 
-def _fetch(ctx: RequestContext, group_id: str, wanted: list[tuple[str, int]] | None) -> Found:
-    return ctx.broker.groups.run(
+def _fetch(
+    ctx: RequestContext, group_id: str, wanted: list[tuple[str, int]] | None, stable: bool
+) -> Found:
+    if stable:
+        return ctx.broker.groups.run(
+            group_id, lambda shard: offsets.fetch_stable_offsets(shard, group_id, wanted)
+        )
+    found = ctx.broker.groups.run(
         group_id, lambda shard: offsets.fetch_offsets(shard, group_id, wanted)
     )
+    return [(t, p, value, ErrorCode.NONE) for t, p, value in found]
 
 
 def _by_topic(found: Found) -> dict[str, list[OffsetFetchResponsePartitions]]:
     topics: dict[str, list[OffsetFetchResponsePartitions]] = {}
-    for topic, partition, value in found:
+    for topic, partition, value, error in found:
         topics.setdefault(topic, []).append(
             OffsetFetchResponsePartitions(
                 partition_index=partition,
                 committed_offset=-1 if value is None else value.offset,
                 committed_leader_epoch=-1 if value is None else value.leader_epoch,
                 metadata="" if value is None else value.metadata,
-                error_code=ErrorCode.NONE,
+                error_code=error,
             )
         )
     return topics
@@ -63,6 +73,7 @@ def _member_error(ctx: RequestContext, group: OffsetFetchRequestGroup) -> ErrorC
 
 @handles(ApiKey.OFFSET_FETCH, 1, 9)
 async def offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
+    stable = ctx.api_version >= 7 and request.require_stable
     if ctx.api_version >= 8:
         groups = []
         for group in request.groups:
@@ -75,7 +86,7 @@ async def offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Offs
                 if group.topics is None
                 else [(t.name, p) for t in group.topics for p in t.partition_indexes]
             )
-            topics = _by_topic(_fetch(ctx, group.group_id, wanted))
+            topics = _by_topic(_fetch(ctx, group.group_id, wanted, stable))
             groups.append(
                 OffsetFetchResponseGroup(
                     group_id=group.group_id,
@@ -90,7 +101,7 @@ async def offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Offs
         if request.topics is None
         else [(t.name, p) for t in request.topics for p in t.partition_indexes]
     )
-    topics = _by_topic(_fetch(ctx, request.group_id, wanted_v1))
+    topics = _by_topic(_fetch(ctx, request.group_id, wanted_v1, stable))
     return OffsetFetchResponse(
         topics=[
             OffsetFetchResponseTopic(

@@ -51,9 +51,10 @@ class Harness:
             current, pending = pending, None
             if current.records or current.on_appended:
                 error = self.fail_appends if current.records else None
+                base_offset = len(self.log)
                 if error is None:
                     self.log += current.records
-                pending = self.shard.appended(self.now, current, error)
+                pending = self.shard.appended(self.now, current, error, base_offset)
             replies += current.replies
         return replies
 

@@ -72,6 +72,25 @@ def decode_assignment(data: bytes) -> set[tuple[str, int]]:
 RANGE: Protocols = [("range", subscription("t"))]
 
 
+@dataclass(frozen=True)
+class Marker:
+    """A transaction marker in the harness's log (the runtime's control batch)."""
+
+    offset: int
+    producer_id: int
+    commit: bool
+
+
+@dataclass(frozen=True)
+class Appended:
+    """A record in the harness's log, with its offset and its batch's producer id."""
+
+    offset: int
+    producer_id: int
+    key: bytes
+    value: bytes | None
+
+
 @dataclass(frozen=True, eq=False)
 class Token:
     """A reply handle, as the runtime's future is one; identity is what matters."""
@@ -88,6 +107,8 @@ class Harness:
         self.shard = GroupCoordinatorShard(0, self.config)
         self.now = start_ms
         self.log: list[tuple[bytes, bytes | None]] = []  # every record appended, encoded
+        self.entries: list[Appended | Marker] = []  # the log with offsets, markers included
+        self.next_offset = 0
         self.appends = 0  # batches appended
         self.deletions: dict[str, int] = {}  # group -> group tombstones appended
         self.fail_appends: list[ErrorCode] = []  # the next appends fail with these, in order
@@ -102,22 +123,39 @@ class Harness:
             current, pending = pending, None
             if current.records or current.on_appended:
                 error: ErrorCode | None = None
+                base_offset = self.next_offset
                 if current.records:
                     if self.fail_appends:
                         error = self.fail_appends.pop(0)
                     else:
-                        self.log += [r.encode() for r in current.records]
-                        self.appends += 1
-                        for r in current.records:
-                            if r.type == rec.GROUP_METADATA and r.value is None:
-                                self.deletions[r.key.group] = self.deletions.get(r.key.group, 0) + 1
-                pending = self.shard.appended(self.now, current, error)
+                        self._append(current)
+                pending = self.shard.appended(self.now, current, error, base_offset)
             for token, message in current.replies:
                 assert isinstance(token, Token), f"reply to a foreign handle {token!r}"
                 assert token not in self.replies, (
                     f"{token} answered twice: {self.replies[token]} then {message}"
                 )
                 self.replies[token] = message
+
+    def _append(self, effects: Effects) -> None:
+        encoded = [r.encode() for r in effects.records]
+        self.log += encoded
+        for key, value in encoded:
+            self.entries.append(Appended(self.next_offset, effects.producer_id, key, value))
+            self.next_offset += 1
+        self.appends += 1
+        for r in effects.records:
+            if r.type == rec.GROUP_METADATA and r.value is None:
+                self.deletions[r.key.group] = self.deletions.get(r.key.group, 0) + 1
+
+    def marker(self, producer_id: int, commit: bool) -> None:
+        """Append a transaction marker and tell the shard, as `Broker.write_txn_marker` does."""
+        self.entries.append(Marker(self.next_offset, producer_id, commit))
+        self.next_offset += 1
+        shard = self.shard
+        self.drive(
+            shard.run(self.now, lambda: shard.replay_end_transaction_marker(producer_id, commit))
+        )
 
     def run(self, action: Callable[[], T]) -> T:
         out: list[T] = []
@@ -313,8 +351,16 @@ class Harness:
         """A fresh shard that replays the log, as the runtime does when the broker starts."""
         shard = GroupCoordinatorShard(0, self.config)
         shard.now = self.now
-        for key, value in self.log:
-            shard.replay(rec.decode(key, value), loading=True)
+        for entry in self.entries:
+            if isinstance(entry, Marker):
+                shard.replay_end_transaction_marker(entry.producer_id, entry.commit)
+                continue
+            shard.replay(
+                rec.decode(entry.key, entry.value),
+                loading=True,
+                offset=entry.offset,
+                producer_id=entry.producer_id,
+            )
         return shard
 
     def records(self) -> list[rec.CoordinatorRecord]:

@@ -113,7 +113,7 @@ def test_effects_contract_nothing_is_answered_before_its_record_is_appended() ->
     [record] = effects.records
     assert record.type == rec.GROUP_METADATA and not effects.replies
     assert effects.replay == [False]  # the group's state already reflects it
-    follow = shard.appended(now, effects, None)
+    follow = shard.appended(now, effects, None, 0)
     [(token, synced_response)] = follow.replies
     assert token == "s1" and isinstance(synced_response, SyncGroupResponse)
     assert (synced_response.error_code, synced_response.assignment) == (E.NONE, b"mine")
@@ -129,7 +129,7 @@ def test_effects_contract_nothing_is_answered_before_its_record_is_appended() ->
         effects = shard.run(now, lambda: offsets.commit_offsets(shard, commit, 8, answers.append))
         assert len(effects.records) == 1 and effects.replay == [True] and not answers
         assert "raw" not in shard.offsets  # visible only once appended
-        shard.appended(now, effects, error)
+        shard.appended(now, effects, error, 1)
         code = E.NOT_COORDINATOR if error is not None else E.NONE
         assert answers.pop() == [("t", 0, code)]
         value = shard.offsets.get("raw", {}).get(("t", 0))
@@ -1125,6 +1125,7 @@ def test_loaded_members_keep_their_place_if_they_heartbeat_in_time() -> None:
     shard = h.reload()
     reloaded = Harness()
     reloaded.shard, reloaded.now, reloaded.log = shard, h.now, list(h.log)
+    reloaded.entries, reloaded.next_offset = list(h.entries), h.next_offset
     reloaded.run(lambda: classic_ops.restart_sessions(shard))
     assert reloaded.heartbeat(formed.leader, formed.generation) == E.NONE
     member = formed.members[1]
