@@ -31,6 +31,7 @@ from kbroker.partition import SINGLE_NODE_LEADER_EPOCH, Partition
 from kbroker.producer_ids import ProducerIdManager
 from kbroker.topic_config import ResolvedTopicConfig, TopicConfigs
 from kbroker.topic_store import TopicInfo, TopicStore
+from kbroker.txn.runtime import TransactionCoordinator
 from protocol._codec import Writer
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode, KafkaError
@@ -87,6 +88,7 @@ class Broker:
         self.fetch_sessions = FetchSessionCache()
         self.producer_ids = ProducerIdManager(self.log_dirs[0])
         self.groups = GroupCoordinator(self)
+        self.txn = TransactionCoordinator(self)
         self.handlers = load()
         max_frame = self.int_config("socket.request.max.bytes")
         self.server = Server(self.dispatch, max_frame, self.int_config("connections.max.idle.ms"))
@@ -138,6 +140,7 @@ class Broker:
     async def start(self) -> list[tuple[str, int]]:
         self.load_partitions()
         self.groups.start()
+        self.txn.start()
         bound: list[tuple[str, int]] = []
         listener = self.config.listeners[0]
         addresses = await self.server.listen(listener.bind_hosts(), listener.port)
@@ -174,6 +177,7 @@ class Broker:
         await self.server.stop_accepting()
         await self.server.close_all()
         self.groups.stop()
+        self.txn.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

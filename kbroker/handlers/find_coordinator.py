@@ -1,10 +1,9 @@
 """FindCoordinator (key 10), v0-6: which broker coordinates a group (or a transactional id).
 
 Always this broker on a single node. The coordinator of a group is the leader of its
-`__consumer_offsets` partition, so the first lookup creates that topic (Kafka does the same).
-v4+ batches several keys in one request (KIP-699). Transactional ids (key type 1) get
-COORDINATOR_NOT_AVAILABLE until the transaction coordinator exists, which makes a transactional
-producer fail with a clear error instead of retrying against a coordinator that cannot serve it.
+`__consumer_offsets` partition, and that of a transactional id (key type 1) the leader of its
+`__transaction_state` partition, so the first lookup creates that topic (Kafka does the same).
+v4+ batches several keys in one request (KIP-699). Share groups (key type 2) are not served.
 """
 
 from __future__ import annotations
@@ -33,14 +32,11 @@ def _no_coordinator(key: str, code: ErrorCode, message: str) -> Coordinator:
 def _lookup(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     broker = ctx.broker
     if key_type == TRANSACTION_KEY_TYPE:
-        return _no_coordinator(
-            key,
-            ErrorCode.COORDINATOR_NOT_AVAILABLE,
-            "this broker has no transaction coordinator yet",
-        )
-    if key_type != GROUP_KEY_TYPE:
+        broker.txn.ensure_topic()
+    elif key_type == GROUP_KEY_TYPE:
+        broker.groups.ensure_topic()
+    else:
         return _no_coordinator(key, ErrorCode.INVALID_REQUEST, f"Unsupported key type {key_type}")
-    broker.groups.ensure_topic()
     host, port = broker.advertised
     return Coordinator(key=key, node_id=broker.node_id, host=host, port=port)
 

@@ -139,8 +139,8 @@ def check_kafka_python_admin(
 
 @pytest.mark.parametrize("version", [3, 4])
 def test_find_coordinator_per_key_type(broker: Broker, version: int) -> None:
-    """Groups are coordinated here; transactional ids not yet (COORDINATOR_NOT_AVAILABLE);
-    an unknown key type is INVALID_REQUEST. v4+ batches keys, v0-3 asks for one."""
+    """Groups and transactional ids are coordinated here; an unknown key type is
+    INVALID_REQUEST. v4+ batches keys, v0-3 asks for one."""
     client = WireClient(broker.bootstrap_servers)
     try:
         found = {}
@@ -152,5 +152,5 @@ def test_find_coordinator_per_key_type(broker: Broker, version: int) -> None:
     finally:
         client.close()
     assert found[0] == (ErrorCode.NONE, 0, broker.port)
-    assert found[1] == (ErrorCode.COORDINATOR_NOT_AVAILABLE, -1, -1)
+    assert found[1] == (ErrorCode.NONE, 0, broker.port)
     assert found[7] == (ErrorCode.INVALID_REQUEST, -1, -1)

@@ -62,13 +62,38 @@ def test_sequence_rules(broker: Broker, new_topic: Callable[..., str]) -> None:
     client.close()
 
 
-def test_transactional_ids_are_not_served_yet(broker: Broker) -> None:
+def test_transactional_ids_keep_their_producer_id(broker: Broker) -> None:
+    """A transactional id keeps its producer id and gets a new epoch per init; a stale KIP-360
+    epoch is fenced (INVALID_PRODUCER_EPOCH below v4, as Kafka answers old clients); an empty
+    id or a half-given id/epoch pair is INVALID_REQUEST."""
     client = WireClient(broker.bootstrap_servers)
-    response = client.call(
-        InitProducerIdRequest(transactional_id="tx", transaction_timeout_ms=1), 4
+    try:
+        first = client.call(
+            InitProducerIdRequest(transactional_id="tx-idem", transaction_timeout_ms=1000), 4
+        )
+        again = client.call(
+            InitProducerIdRequest(transactional_id="tx-idem", transaction_timeout_ms=1000), 4
+        )
+        stale = InitProducerIdRequest(
+            transactional_id="tx-idem",
+            transaction_timeout_ms=1000,
+            producer_id=first.producer_id,
+            producer_epoch=5,
+        )
+        fenced_v3, fenced_v4 = client.call(stale, 3), client.call(stale, 4)
+        empty = client.call(InitProducerIdRequest(transactional_id="", transaction_timeout_ms=1), 4)
+        half = client.call(InitProducerIdRequest(transactional_id=None, producer_id=7), 4)
+    finally:
+        client.close()
+    assert (first.error_code, first.producer_epoch) == (ErrorCode.NONE, 0)
+    assert (again.error_code, again.producer_id, again.producer_epoch) == (
+        ErrorCode.NONE,
+        first.producer_id,
+        1,
     )
-    client.close()
-    assert response.error_code == ErrorCode.INVALID_REQUEST
+    assert fenced_v3.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    assert fenced_v4.error_code == ErrorCode.PRODUCER_FENCED
+    assert empty.error_code == half.error_code == ErrorCode.INVALID_REQUEST
 
 
 def test_state_and_ids_survive_a_restart(tmp_path: Path) -> None:
