@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.handlers import handles
 from protocol.api_keys import ApiKey
-from protocol.error_codes import ErrorCode
+from protocol.error_codes import ErrorCode, KafkaError
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from protocol.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
 
@@ -31,12 +31,15 @@ def _no_coordinator(key: str, code: ErrorCode, message: str) -> Coordinator:
 
 def _lookup(ctx: RequestContext, key: str, key_type: int) -> Coordinator:
     broker = ctx.broker
-    if key_type == TRANSACTION_KEY_TYPE:
-        broker.txn.ensure_topic()
-    elif key_type == GROUP_KEY_TYPE:
-        broker.groups.ensure_topic()
-    else:
+    if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
         return _no_coordinator(key, ErrorCode.INVALID_REQUEST, f"Unsupported key type {key_type}")
+    try:
+        if key_type == TRANSACTION_KEY_TYPE:
+            broker.txn.ensure_topic()
+        else:
+            broker.groups.ensure_topic()
+    except KafkaError as exc:  # e.g. a full disk: the client retries, as with Kafka
+        return _no_coordinator(key, ErrorCode.COORDINATOR_NOT_AVAILABLE, str(exc))
     host, port = broker.advertised
     return Coordinator(key=key, node_id=broker.node_id, host=host, port=port)
 

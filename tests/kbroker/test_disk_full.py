@@ -21,8 +21,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from protocol.error_codes import ErrorCode
+from protocol.messages.find_coordinator_request import FindCoordinatorRequest
+from protocol.messages.metadata_request import MetadataRequest
 from protocol.records import LOG_OVERHEAD, check_batch, iter_batch_headers
 from tests.kbroker.process import BrokerProcess
+from tests.kbroker.wire import WireClient
 
 pytestmark = pytest.mark.clients
 
@@ -255,6 +259,14 @@ def test_create_topic_on_a_full_disk_is_all_or_nothing(
     topics = admin.list_topics(timeout=TIMEOUT).topics
     assert "doomed" not in topics and list(topics[TOPIC].partitions) == [0]
     assert not list((small_disk / "logs").glob("doomed-*[0-9]")), "partition dirs left behind"
+    # The first group and transactional lookups cannot create their internal topics either:
+    # the answer is "not available yet" (clients retry), and the connection stays open.
+    client = WireClient(bootstrap)
+    for key_type in (0, 1):
+        found = client.call(FindCoordinatorRequest(key="k", key_type=key_type), 3)
+        assert found.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE, found
+    assert client.call(MetadataRequest(topics=None), 9).topics
+    client.close()
 
     filler.unlink()  # space again: the broker serves on and the same create now works
     assert produce_to(bootstrap, TOPIC, b"after") == 1
