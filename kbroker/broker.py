@@ -163,7 +163,9 @@ class Broker:
                 self.logs.checkpoint_offsets()
                 self.logs.flush_dirty_logs(now_ms())
                 for partition in self.partitions.values():
-                    partition.producers.expire(now_ms())
+                    partition.expire_producers(
+                        now_ms(), self.int_config("producer.id.expiration.ms")
+                    )
                 if time.monotonic() - last_retention >= retention_every:
                     last_retention = time.monotonic()
                     deleted = self.logs.cleanup_logs(now_ms())

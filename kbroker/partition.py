@@ -1,4 +1,5 @@
-"""A partition this broker leads: its log, leader epoch and high watermark, and fetch waiters.
+"""A partition this broker leads: its log, leader epoch, high watermark, last stable offset,
+producer state and fetch waiters.
 
 Theory of operation. Produce validates each batch header (CRC-32C, magic, lengths, offset
 deltas, timestamps; records are never decompressed) and appends the bytes as received; the log
@@ -7,6 +8,17 @@ this broker alone, so the high watermark moves to the log end offset right after
 (acks=all completes at once); a replicated cluster will advance it from follower fetches
 instead, which is why HW and LEO are kept apart here. Appends wake the fetches parked on this
 partition (DESIGN.md "Fetch": long-poll on min_bytes/max_wait).
+
+Transactions (KIP-98), as Kafka's UnifiedLog does them. Each client batch is checked against
+the producer state before the append (`storage/producer_state.py`); a COMMIT/ABORT marker from
+the transaction coordinator (`append_marker`) is checked for fenced producer and coordinator
+epochs, appended, and the transaction it ends is completed: an aborted one is first written to
+the transaction index of the marker's segment, with the LSO at that point. The last stable
+offset is min(high watermark, first unstable offset): a read_committed consumer reads below it
+and gets the aborted transactions overlapping what it read (`aborted_transactions`). On load,
+the producer state is the newest snapshot plus a replay of the batches after it; transaction
+index entries from the replay start on are dropped first and rebuilt by that replay, so a
+kill -9 at any point leaves the index and the LSO right.
 """
 
 from __future__ import annotations
@@ -23,12 +35,17 @@ from protocol.records import BatchHeader, TimestampType
 from storage.log import Log
 from storage.producer_state import (
     SNAPSHOT_SUFFIX,
+    AppendOrigin,
+    CompletedTxn,
     CorruptSnapshotError,
     DuplicateBatch,
+    EndTxnMarker,
     ProducerStateManager,
     offset_from_snapshot_file_name,
     snapshot_file_name,
 )
+from storage.txn_index import AbortedTxn
+from storage.txn_replay import replay_batches
 from storage.types import FetchDataInfo
 
 log = logging.getLogger("kbroker.partition")
@@ -68,9 +85,10 @@ class Partition:
         return sorted(found)
 
     def _load_producer_state(self) -> None:
-        """Idempotent-producer state: the newest snapshot at or below the log end offset (written
-        at the last clean shutdown), then the batch headers after it (61 bytes read per batch).
-        A snapshot past the log end (the tail was lost) or unreadable is ignored."""
+        """Producer state: the newest snapshot at or below the log end offset (written at the
+        last clean shutdown), then the batch headers after it (61 bytes read per batch, plus the
+        control record of each marker). A snapshot past the log end (the tail was lost) or
+        unreadable is ignored. Transaction index entries from the replay start on are rebuilt."""
         start = self.log.log_start_offset
         for offset, path in reversed(self._snapshots()):
             if offset > self.log.log_end_offset:
@@ -82,9 +100,28 @@ class Partition:
                 continue
             start = max(start, covered)
             break
-        for header in self.log.batch_headers(start):
-            self.producers.load_batch(header)
+        self.log.truncate_txn_indexes_from(start)
+        for header, marker in replay_batches(self.log.segments, start):
+            completed = self.producers.load_batch(header, marker)
+            if completed is not None:
+                self._complete_txn(completed)
         self.producers.update_map_end_offset(self.log.log_end_offset)
+        self.producers.on_high_watermark_updated(self.log.high_watermark)
+
+    def _complete_txn(self, completed: CompletedTxn) -> None:
+        """Index an aborted transaction (with the LSO it leaves), then end it in the state.
+
+        If the index write fails the transaction stays open (the LSO does not pass it) and the
+        error is raised; the coordinator retries the marker, which then completes it.
+        """
+        if completed.is_aborted:
+            lso = self.producers.last_stable_offset(completed)
+            self.log.append_aborted_txn(
+                AbortedTxn(
+                    completed.producer_id, completed.first_offset, completed.last_offset, lso
+                )
+            )
+        self.producers.complete_txn(completed)
 
     def write_producer_snapshot(self) -> None:
         """At clean shutdown: snapshot the producer state at the log end, drop older ones.
@@ -120,7 +157,13 @@ class Partition:
         written periodically and may be behind (or absent after kill -9), but everything in
         the recovered log was appended by this leader and is committed.
         """
-        self.log.update_high_watermark(self.log.log_end_offset)
+        self._advance_high_watermark()
+
+    def _advance_high_watermark(self) -> None:
+        """Single ISR: the high watermark follows the log end; ended transactions below it
+        become stable."""
+        hw = self.log.update_high_watermark(self.log.log_end_offset)
+        self.producers.on_high_watermark_updated(hw)
 
     @property
     def high_watermark(self) -> int:
@@ -128,7 +171,12 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        return self.log.high_watermark  # no transactions yet: LSO = HW
+        """min(high watermark, first unstable offset), never below the log start offset."""
+        hw = self.log.high_watermark
+        unstable = self.producers.first_unstable_offset
+        if unstable is None or unstable >= hw:
+            return hw
+        return max(unstable, self.log.log_start_offset)
 
     @property
     def log_end_offset(self) -> int:
@@ -202,15 +250,17 @@ class Partition:
 
         An idempotent producer's batch is checked against its sequence state first (KIP-98):
         an exact retry of one of its last five batches is answered with the original offsets
-        and not appended again; a gap or a stale epoch is an error for this partition.
-        `from_coordinator`: a batch the group coordinator writes for a transaction
-        (TxnOffsetCommit), which carries the producer id and epoch but no sequence, so its
-        sequence is not checked (Kafka's AppendOrigin.COORDINATOR).
+        and not appended again; a gap, a stale epoch or a non-transactional batch during the
+        producer's transaction is an error for this partition. `from_coordinator`: a batch the
+        group coordinator writes for a transaction (TxnOffsetCommit), which carries the
+        producer id and epoch but no sequence: its epoch and transaction state are checked,
+        its sequence is not (Kafka's AppendOrigin.COORDINATOR).
         """
         headers = self.validate(data, now_ms, one_batch, from_client=not from_coordinator)
-        if one_batch and not from_coordinator:
+        origin = AppendOrigin.COORDINATOR if from_coordinator else AppendOrigin.CLIENT
+        if one_batch:
             try:
-                self.producers.check(headers[0], now_ms)
+                self.producers.check(headers[0], now_ms, origin)
             except DuplicateBatch as dup:
                 return AppendResult(dup.first_offset, dup.last_offset, dup.log_append_time_ms, True)
         codec = self.log.config.compression_type
@@ -222,7 +272,7 @@ class Partition:
             last = offset + header.last_offset_delta
             self.producers.on_append(header, offset, last, info.log_append_time_ms, now_ms)
             offset = last + 1
-        self.log.update_high_watermark(self.log.log_end_offset)
+        self._advance_high_watermark()
         self.wake_fetchers()
         return AppendResult(info.first_offset, info.last_offset, info.log_append_time_ms)
 
@@ -233,8 +283,18 @@ class Partition:
         coordinator_epoch: int,
         commit: bool,
         now_ms: int,
+        transaction_version: int = 0,
     ) -> int:
-        """Write a transaction's COMMIT or ABORT control batch; returns the marker's offset."""
+        """Write a transaction's COMMIT or ABORT control batch; returns the marker's offset.
+
+        Raises KafkaError: INVALID_PRODUCER_EPOCH for a stale producer epoch,
+        TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch, or a storage error.
+        A marker for a producer with no open transaction here is appended all the same (Kafka
+        does too: the coordinator writes to every partition it added, data or not).
+        """
+        self.producers.check_marker(
+            producer_id, producer_epoch, coordinator_epoch, transaction_version
+        )
         control = records.ControlType.COMMIT if commit else records.ControlType.ABORT
         batch = bytearray(
             records.build_control_batch(
@@ -247,11 +307,16 @@ class Partition:
         )
         header = records.read_batch_header(batch)
         info = self.log.append_as_leader(batch, self.leader_epoch, now_ms)
-        self.producers.on_append(
-            header, info.first_offset, info.last_offset, info.log_append_time_ms, now_ms
+        marker = EndTxnMarker(commit, coordinator_epoch)
+        completed = self.producers.on_append(
+            header, info.first_offset, info.last_offset, info.log_append_time_ms, now_ms, marker
         )
-        self.log.update_high_watermark(self.log.log_end_offset)
-        self.wake_fetchers()
+        try:
+            if completed is not None:
+                self._complete_txn(completed)
+        finally:
+            self._advance_high_watermark()
+            self.wake_fetchers()
         return info.first_offset
 
     @staticmethod
@@ -282,8 +347,17 @@ class Partition:
     # ------------------------------------------------------------------ fetch
 
     def read(self, offset: int, max_bytes: int, committed: bool, min_one: bool) -> FetchDataInfo:
+        """Batches from `offset`, below the LSO (`committed`, read_committed) or the HW."""
         bound = self.last_stable_offset if committed else self.high_watermark
         return self.log.read(offset, max_bytes, bound, min_one)
+
+    def aborted_transactions(self, info: FetchDataInfo) -> list[AbortedTxn]:
+        """The aborted transactions overlapping a read_committed `read`'s batches."""
+        return self.log.aborted_transactions(info)
+
+    def expire_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """`producer.id.expiration.ms`: forget idle producers, never one mid-transaction."""
+        return self.producers.expire(now_ms, expiration_ms)
 
     def wait_for_data(self) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -3,7 +3,8 @@
 Theory of operation.
 
 1. Clean the directory: stray `.deleted` and `.tmp` files (interrupted deletions and
-   checkpoint writes) are removed, and index files without a `.log` are orphans.
+   checkpoint writes) are removed, and index files (`.index`, `.timeindex`, `.txnindex`)
+   without a `.log` are orphans.
 2. Open every segment. A segment whose index files are missing, or (when recovery will not
    cover it) fail the sanity check, is recovered: re-validated and its indexes rebuilt.
 3. Without the clean-shutdown marker, every segment from the one holding the recovery point
@@ -18,6 +19,10 @@ Theory of operation.
 5. Leader epochs come from `leader-epoch-checkpoint` (rebuilt from batch headers when it is
    missing or unreadable) plus whatever recovery saw, then are truncated to the log end and
    log start, as Kafka does.
+
+Transaction indexes (`.txnindex`) are not rebuilt here: the entries need the producer state,
+which the partition loads after the log; it drops every entry from its replay start on and
+rebuilds them from that replay (see `kbroker/partition.py`).
 
 Segments loaded without recovery stay *untrusted* until a read checks them (see
 `storage/segment.py`), so a byte that rotted on disk is reported, never served.
@@ -56,6 +61,7 @@ from storage.segment import (
     TIME_INDEX_SUFFIX,
     LogSegment,
 )
+from storage.txn_index import TXN_INDEX_SUFFIX
 
 _log = logging.getLogger(__name__)
 
@@ -110,7 +116,7 @@ def _clean_directory(fs: FileSystem, directory: str) -> None:
         if name.endswith((DELETED_SUFFIX, ".tmp", ".cleaned")):
             _log.info("removing stray file %s", path)
             fs.unlink(path)
-        elif name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX)):
+        elif name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)):
             stem = name.rsplit(".", 1)[0]
             if stem + LOG_SUFFIX not in names:
                 _log.warning("removing orphaned index file %s", path)

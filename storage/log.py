@@ -65,6 +65,7 @@ from storage.retention import (
     time_rule,
 )
 from storage.segment import DELETED_SUFFIX, BatchMeta, LogSegment
+from storage.txn_index import AbortedTxn
 from storage.types import NO_TIMESTAMP, FetchDataInfo, LogAppendInfo, TimestampAndOffset
 
 _log = logging.getLogger(__name__)
@@ -414,6 +415,54 @@ class Log:
         base, position = segment.base_offset, segment.size if loc is None else loc.position
         self._position_cache = (offset, base, position)
         return base, position
+
+    # --- transaction index ----------------------------------------------------------------
+
+    def append_aborted_txn(self, entry: AbortedTxn) -> None:
+        """Index an aborted transaction in the segment holding its marker (`last_offset`)."""
+        segment = self._segments[self._bases[self._floor_index(entry.last_offset)]]
+        with self._disk_errors("transaction index append"):
+            segment.txn_index.append(entry)
+
+    def truncate_txn_indexes_from(self, offset: int) -> None:
+        """Drop every aborted-transaction entry whose marker is at or above `offset`."""
+        with self._disk_errors("transaction index truncation"):
+            for base in self._bases[self._floor_index(offset) :]:
+                self._segments[base].txn_index.truncate_to(offset)
+
+    def collect_aborted_transactions(
+        self, start_offset: int, upper_bound_offset: int
+    ) -> list[AbortedTxn]:
+        """Aborted transactions with a marker at or after `start_offset` and a first offset
+        below `upper_bound_offset`, from the segment holding `start_offset` on, stopping at
+        the first segment whose index proves the search complete (Kafka's rule)."""
+        found: list[AbortedTxn] = []
+        with self._disk_errors("transaction index read"):
+            for base in self._bases[self._floor_index(start_offset) :]:
+                result = self._segments[base].txn_index.collect(start_offset, upper_bound_offset)
+                found += result.aborted
+                if result.complete:
+                    break
+        return found
+
+    def aborted_transactions(self, info: FetchDataInfo) -> list[AbortedTxn]:
+        """The aborted transactions a read_committed consumer needs to filter `info`'s batches.
+
+        The upper bound is the offset after the last whole batch in the range (a cut last
+        batch is dropped by the client). It costs a header scan of the range, done only when
+        the cheap search up to the segment's end found a candidate.
+        """
+        segment = self._segments.get(info.segment_base_offset)
+        if info.length == 0 or segment is None:
+            return []
+        i = self._bases.index(segment.base_offset)
+        loose_bound = self._bases[i + 1] if i + 1 < len(self._bases) else self._next_offset
+        found = self.collect_aborted_transactions(info.fetch_offset, loose_bound)
+        if not found:
+            return found
+        with self._disk_errors("read"):
+            upper = segment.next_offset_in_range(info.position, info.length)
+        return [t for t in found if upper is not None and t.first_offset < upper]
 
     # --- offsets by time and epoch ---------------------------------------------------------
 

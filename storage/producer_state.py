@@ -29,11 +29,25 @@ epoch, the last five batches of that epoch (an epoch change clears them), and th
 timestamp of its last batch, which `expire` compares with `producer.id.expiration.ms`, as
 Kafka does (`ProducerStateManager.isProducerExpired`).
 
-Transactions (a later task) grow from here: a transactional data batch is tracked exactly
-like any other and sets `current_txn_start_offset` when none is open, a control batch (an end
-marker) takes its epoch and closes it, and `expire` keeps producers with an open transaction.
-Not yet here: coordinator epochs (they live in the marker's record value), the index of
-ongoing transactions behind the last stable offset, InvalidTxnState and verification guards.
+Transactions (KIP-98). A transactional data batch is checked like any other and, when its
+producer has no open transaction, opens one at its first offset (`current_txn_start_offset`,
+and an entry in the partition's ongoing transactions, ordered by first offset). While one is
+open, a non-transactional batch of that producer is INVALID_TXN_STATE. A COMMIT or ABORT
+marker (a control batch the coordinator writes, `check_marker` then `on_append` with its
+`EndTxnMarker`) is checked as Kafka's `ProducerAppendInfo.appendEndTxnMarker` does: an epoch
+older than the producer's is INVALID_PRODUCER_EPOCH (transaction version 2 markers carry the
+bumped epoch, so there an equal epoch is stale too, unless it is a retry of a marker that
+already ended the transaction), a coordinator epoch older than the one recorded is
+TRANSACTION_COORDINATOR_FENCED. A marker ending an open transaction returns a `CompletedTxn`;
+the caller computes `last_stable_offset(completed)` for the transaction index entry, writes
+it, then calls `complete_txn`, which moves the transaction to the "unreplicated" set until the
+high watermark passes its marker (`on_high_watermark_updated`). The first unstable offset is
+the smallest first offset of both sets; the partition's last stable offset is
+min(high watermark, first unstable offset). A marker with no open transaction changes only
+the epoch, coordinator epoch and timestamp. `expire` never drops a producer with an open
+transaction. Snapshots carry `current_txn_start_offset` and `coordinator_epoch`, from which a
+load rebuilds the ongoing transactions. Not here: KIP-890 verification (the produce path
+asks the coordinator before the append).
 
 Several batches of one producer in one append: `check` sees the state after the previous
 `on_append`, so a caller appending more than one batch of a producer must call
@@ -66,6 +80,7 @@ the directory), so a crash leaves the old file or the new one whole, never a tor
 
 from __future__ import annotations
 
+import enum
 import os
 import struct
 from collections import deque
@@ -80,13 +95,18 @@ from storage.fs import OS_FS, FileSystem
 __all__ = [
     "DEFAULT_PRODUCER_ID_EXPIRATION_MS",
     "NUM_BATCHES_TO_RETAIN",
+    "AppendOrigin",
     "BatchMetadata",
+    "CompletedTxn",
     "CorruptSnapshotError",
     "DuplicateBatch",
+    "EndTxnMarker",
     "InvalidProducerEpochError",
+    "InvalidTxnStateError",
     "OutOfOrderSequenceError",
     "ProducerStateEntry",
     "ProducerStateManager",
+    "TransactionCoordinatorFencedError",
     "offset_from_snapshot_file_name",
     "snapshot_file_name",
 ]
@@ -98,6 +118,7 @@ NO_PRODUCER_EPOCH = -1
 NO_SEQUENCE = -1
 NO_TIMESTAMP = -1
 _MAX_SEQUENCE = 2**31 - 1
+_MAX_EPOCH = 2**15 - 1
 SNAPSHOT_SUFFIX = ".snapshot"
 
 _MAGIC = b"KBPS"
@@ -134,6 +155,50 @@ class OutOfOrderSequenceError(KafkaError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, message)
+
+
+class InvalidTxnStateError(KafkaError):
+    """A non-transactional batch from a producer whose transaction is open here."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.INVALID_TXN_STATE, message)
+
+
+class TransactionCoordinatorFencedError(KafkaError):
+    """A marker from a coordinator older than the one that last wrote for this producer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.TRANSACTION_COORDINATOR_FENCED, message)
+
+
+class AppendOrigin(enum.Enum):
+    """Who appends, which decides what is checked (Kafka's AppendOrigin).
+
+    CLIENT: duplicates, epoch, sequence, transaction state. COORDINATOR (the group
+    coordinator's transactional offset commits, which carry no sequence): epoch and
+    transaction state. Replication and recovery go through `load_batch`, unchecked.
+    """
+
+    CLIENT = "client"
+    COORDINATOR = "coordinator"
+
+
+@dataclass(frozen=True, slots=True)
+class EndTxnMarker:
+    """What a transaction marker's control record says."""
+
+    commit: bool
+    coordinator_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    """A transaction a marker ended: its producer, first data offset, marker offset."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
 
 
 class CorruptSnapshotError(Exception):
@@ -252,6 +317,10 @@ class ProducerStateManager:
         self.producer_id_expiration_ms = producer_id_expiration_ms
         self._producers: dict[int, ProducerStateEntry] = {}
         self._map_end_offset = 0
+        # first offset -> producer id, kept in increasing first-offset order
+        self._ongoing: dict[int, int] = {}
+        # first offset -> (producer id, marker offset): ended, marker not yet below the HW
+        self._unreplicated: dict[int, tuple[int, int]] = {}
 
     # --- queries -------------------------------------------------------------------------
 
@@ -272,14 +341,35 @@ class ProducerStateManager:
         """A copy of every entry, safe to keep or hand to another thread."""
         return {pid: entry.copy() for pid, entry in self._producers.items()}
 
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest transaction not yet both ended and replicated."""
+        ongoing = next(iter(self._ongoing), None)
+        unreplicated = min(self._unreplicated, default=None)
+        if ongoing is None or unreplicated is None:
+            return ongoing if unreplicated is None else unreplicated
+        return min(ongoing, unreplicated)
+
+    @property
+    def first_undecided_offset(self) -> int | None:
+        """The first offset of the oldest transaction not yet ended."""
+        return next(iter(self._ongoing), None)
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        """first offset -> producer id of every open transaction, oldest first (a copy)."""
+        return dict(self._ongoing)
+
     # --- the produce path ----------------------------------------------------------------
 
-    def check(self, header: BatchHeader, now_ms: int) -> None:
-        """Validate one incoming client data batch before it is appended.
+    def check(
+        self, header: BatchHeader, now_ms: int, origin: AppendOrigin = AppendOrigin.CLIENT
+    ) -> None:
+        """Validate one incoming data batch before it is appended.
 
-        Raises `DuplicateBatch` for a retry of a retained batch, `InvalidProducerEpochError`
-        or `OutOfOrderSequenceError` (both `KafkaError`s) for a batch to reject. A batch
-        without a producer id passes. `now_ms` is for transaction verification, later.
+        Raises `DuplicateBatch` for a retry of a retained batch (CLIENT only), or a
+        `KafkaError` for a batch to reject: `InvalidProducerEpochError`,
+        `OutOfOrderSequenceError` (CLIENT only), `InvalidTxnStateError`. A batch without a
+        producer id passes. `now_ms` is for transaction verification, later.
         """
         pid = header.producer_id
         if pid <= NO_PRODUCER_ID:
@@ -288,17 +378,60 @@ class ProducerStateManager:
         if entry is None:
             return  # no state: any epoch and sequence is accepted (see module docstring)
         epoch = header.producer_epoch
-        duplicate = entry.find_duplicate(epoch, header.base_sequence, header.last_sequence)
-        if duplicate is not None:
-            raise DuplicateBatch(
-                duplicate.first_offset, duplicate.last_offset, duplicate.log_append_time_ms
-            )
+        if origin is AppendOrigin.CLIENT:
+            duplicate = entry.find_duplicate(epoch, header.base_sequence, header.last_sequence)
+            if duplicate is not None:
+                raise DuplicateBatch(
+                    duplicate.first_offset, duplicate.last_offset, duplicate.log_append_time_ms
+                )
         if epoch < entry.producer_epoch:
             raise InvalidProducerEpochError(
                 f"epoch {epoch} of producer {pid} is older than its current epoch "
                 f"{entry.producer_epoch}"
             )
-        self._check_sequence(entry, epoch, header.base_sequence)
+        if origin is AppendOrigin.CLIENT:
+            self._check_sequence(entry, epoch, header.base_sequence)
+        if entry.current_txn_start_offset >= 0 and not header.is_transactional:
+            raise InvalidTxnStateError(
+                f"producer {pid} sent a non-transactional batch while its transaction from "
+                f"offset {entry.current_txn_start_offset} is open"
+            )
+
+    def check_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        transaction_version: int = 0,
+    ) -> None:
+        """Validate a COMMIT/ABORT marker before it is appended (Kafka's appendEndTxnMarker).
+
+        Raises `InvalidProducerEpochError` for a stale producer epoch (strictly older; for
+        transaction version 2, older or equal unless it retries a marker that already ended
+        the transaction) and `TransactionCoordinatorFencedError` for a coordinator epoch older
+        than the recorded one.
+        """
+        entry = self._producers.get(producer_id)
+        if entry is None:
+            return
+        current = entry.producer_epoch
+        if transaction_version >= 2:
+            retry = producer_epoch == current and (
+                entry.current_txn_start_offset < 0 or producer_epoch == _MAX_EPOCH
+            )
+            stale = producer_epoch <= current and not retry
+        else:
+            stale = producer_epoch < current
+        if stale:
+            raise InvalidProducerEpochError(
+                f"marker epoch {producer_epoch} of producer {producer_id} is stale "
+                f"(current epoch {current}, transaction version {transaction_version})"
+            )
+        if entry.coordinator_epoch > coordinator_epoch:
+            raise TransactionCoordinatorFencedError(
+                f"coordinator epoch {coordinator_epoch} for producer {producer_id} is older "
+                f"than {entry.coordinator_epoch}"
+            )
 
     @staticmethod
     def _check_sequence(entry: ProducerStateEntry, epoch: int, first_seq: int) -> None:
@@ -325,49 +458,60 @@ class ProducerStateManager:
         last_offset: int,
         log_append_time_ms: int,
         now_ms: int,
-    ) -> None:
+        marker: EndTxnMarker | None = None,
+    ) -> CompletedTxn | None:
         """Record a batch the log has just appended at `[first_offset, last_offset]`.
 
         `log_append_time_ms` is what the produce response reported (-1 for CreateTime
         topics); a retry of this batch is answered with it. Call it for every appended batch,
         with or without a producer id, so that `map_end_offset` follows the log end. Not for
-        a batch `check` found to be a duplicate: nothing was appended.
+        a batch `check` found to be a duplicate: nothing was appended. A control batch needs
+        its `marker`; if it ended an open transaction the `CompletedTxn` is returned, and the
+        caller must index it (if aborted) and then call `complete_txn`.
         """
-        self._apply(header, first_offset, last_offset, log_append_time_ms)
+        return self._apply(header, first_offset, last_offset, log_append_time_ms, marker)
 
-    def load_batch(self, header: BatchHeader) -> None:
+    def load_batch(
+        self, header: BatchHeader, marker: EndTxnMarker | None = None
+    ) -> CompletedTxn | None:
         """Replay a batch read from the log (recovery, start-up, replication): no validation.
 
         Offsets come from the header; the log append time from `max_timestamp` when the
-        batch is stamped LogAppendTime. The result equals what `on_append` recorded.
+        batch is stamped LogAppendTime. The result equals what `on_append` recorded. A control
+        batch without `marker` (its record could not be read) ends nothing.
         """
         append_time = (
             header.max_timestamp
             if header.timestamp_type is TimestampType.LOG_APPEND_TIME
             else NO_TIMESTAMP
         )
-        self._apply(header, header.base_offset, header.last_offset, append_time)
+        return self._apply(header, header.base_offset, header.last_offset, append_time, marker)
 
     def update_map_end_offset(self, offset: int) -> None:
         """Declare the state complete below `offset` (after a recovery scan that ended there)."""
         self._map_end_offset = offset
 
     def _apply(
-        self, header: BatchHeader, first_offset: int, last_offset: int, append_time: int
-    ) -> None:
+        self,
+        header: BatchHeader,
+        first_offset: int,
+        last_offset: int,
+        append_time: int,
+        marker: EndTxnMarker | None,
+    ) -> CompletedTxn | None:
         self._map_end_offset = max(self._map_end_offset, last_offset + 1)
         pid = header.producer_id
-        if pid <= NO_PRODUCER_ID or (header.is_control and header.records_count == 0):
-            return  # an emptied control batch: its transaction was compacted away
+        if pid <= NO_PRODUCER_ID or (
+            header.is_control and (marker is None or not header.records_count)
+        ):
+            return None  # an emptied control batch: its transaction was compacted away
         entry = self._producers.get(pid)
         if entry is None:
             entry = self._producers[pid] = ProducerStateEntry(pid)
         entry.set_epoch(header.producer_epoch)
         entry.last_update_offset = last_offset
-        if header.is_control:
-            entry.last_timestamp = header.max_timestamp
-            entry.current_txn_start_offset = -1
-            return
+        if marker is not None:
+            return self._end_txn(entry, marker, first_offset, header.max_timestamp)
         entry.last_timestamp = append_time if append_time >= 0 else header.max_timestamp
         entry.batches.append(
             BatchMetadata(
@@ -376,6 +520,55 @@ class ProducerStateManager:
         )
         if header.is_transactional and entry.current_txn_start_offset < 0:
             entry.current_txn_start_offset = first_offset
+            self._add_ongoing(first_offset, pid)
+        return None
+
+    def _end_txn(
+        self, entry: ProducerStateEntry, marker: EndTxnMarker, offset: int, timestamp: int
+    ) -> CompletedTxn | None:
+        start = entry.current_txn_start_offset
+        entry.coordinator_epoch = marker.coordinator_epoch
+        entry.last_timestamp = timestamp
+        entry.current_txn_start_offset = -1
+        if start < 0:
+            return None  # a marker for a transaction with no data here: nothing to end
+        return CompletedTxn(entry.producer_id, start, offset, not marker.commit)
+
+    def _add_ongoing(self, first_offset: int, producer_id: int) -> None:
+        last = next(reversed(self._ongoing), None)
+        self._ongoing[first_offset] = producer_id
+        if last is not None and last > first_offset:  # only a snapshot load gets here
+            self._ongoing = dict(sorted(self._ongoing.items()))
+
+    def last_stable_offset(self, completed: CompletedTxn) -> int:
+        """The LSO once `completed` ends: the first offset of the oldest other open
+        transaction, else the marker's offset + 1 (the aborted-txn index entry stores it)."""
+        for first_offset, producer_id in self._ongoing.items():
+            if producer_id != completed.producer_id:
+                return first_offset
+        return completed.last_offset + 1
+
+    def complete_txn(self, completed: CompletedTxn) -> None:
+        """Mark `completed` ended; it stays unstable until the HW passes its marker."""
+        if self._ongoing.pop(completed.first_offset, None) is None:
+            raise ValueError(f"{completed} was not an ongoing transaction")
+        self._unreplicated[completed.first_offset] = (completed.producer_id, completed.last_offset)
+
+    def reopen_txn(self, completed: CompletedTxn) -> None:
+        """Undo the end of `completed` (its index entry could not be written): the producer's
+        transaction is open again, so a retried marker ends it."""
+        entry = self._producers.get(completed.producer_id)
+        if entry is not None and completed.first_offset in self._ongoing:
+            entry.current_txn_start_offset = completed.first_offset
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        """Ended transactions whose marker is below the high watermark become stable."""
+        if self._unreplicated:
+            self._unreplicated = {
+                first: (pid, last)
+                for first, (pid, last) in self._unreplicated.items()
+                if last >= high_watermark
+            }
 
     # --- truncation and expiry -----------------------------------------------------------
 
@@ -397,17 +590,20 @@ class ProducerStateManager:
         return True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
-        """Forget every producer; the (empty) state is complete below `offset`."""
+        """Forget every producer and transaction; the (empty) state is complete below `offset`."""
         self._producers.clear()
+        self._ongoing.clear()
+        self._unreplicated.clear()
         self._map_end_offset = offset
 
-    def expire(self, now_ms: int) -> int:
-        """Drop producers idle for `producer_id_expiration_ms` without an open transaction.
+    def expire(self, now_ms: int, expiration_ms: int | None = None) -> int:
+        """Drop producers idle for `expiration_ms` (default `producer_id_expiration_ms`,
+        Kafka's `producer.id.expiration.ms`) without an open transaction.
 
         Idle is measured from the max timestamp of the producer's last batch, as Kafka
         does. Returns how many were dropped.
         """
-        limit = self.producer_id_expiration_ms
+        limit = self.producer_id_expiration_ms if expiration_ms is None else expiration_ms
         expired = [
             pid
             for pid, entry in self._producers.items()
@@ -473,6 +669,14 @@ class ProducerStateManager:
             offset, producers = _decode_snapshot(name, data)
         self._producers = producers
         self._map_end_offset = offset
+        self._unreplicated.clear()
+        self._ongoing = {
+            entry.current_txn_start_offset: pid
+            for pid, entry in sorted(
+                producers.items(), key=lambda item: item[1].current_txn_start_offset
+            )
+            if entry.current_txn_start_offset >= 0
+        }
         return offset
 
 

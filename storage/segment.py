@@ -1,8 +1,10 @@
-"""`LogSegment`: one `.log` file with its `.index` and `.timeindex`.
+"""`LogSegment`: one `.log` file with its `.index`, `.timeindex` and (lazily) `.txnindex`.
 
 File format: `<base_offset:020d>.log` holds record batches (magic 2) exactly as appended:
 offsets stamped, otherwise the bytes the producer or leader sent, back to back, never
-decoded. The indexes are described in `storage/index.py`.
+decoded. The indexes are described in `storage/index.py`, the transaction index (aborted
+transactions whose ABORT marker is in this segment; created on the first one) in
+`storage/txn_index.py`.
 
 Theory of operation. Appends write whole batches with one `pwrite` at the tracked size (no
 fsync) and add an index entry every `index.interval.bytes`. A read finds the batch holding an
@@ -55,6 +57,7 @@ from storage.filecache import FileHandleCache, SegmentFile
 from storage.fs import FileSystem
 from storage.index import OffsetIndex, TimeIndex
 from storage.scan import iter_file_batches, iter_file_headers
+from storage.txn_index import TXN_INDEX_SUFFIX, TransactionIndex
 from storage.types import FetchDataInfo, TimestampAndOffset
 
 _log = logging.getLogger(__name__)
@@ -139,6 +142,7 @@ class LogSegment:
         size = config.segment_index_bytes
         self.offset_index = OffsetIndex(self._path(INDEX_SUFFIX), base_offset, size, cache, fs)
         self.time_index = TimeIndex(self._path(TIME_INDEX_SUFFIX), base_offset, size, cache, fs)
+        self.txn_index = TransactionIndex(self._path(TXN_INDEX_SUFFIX), base_offset, fs)
         self.index_interval_bytes = config.index_interval_bytes
         jitter = config.segment_jitter_ms
         self.roll_jitter_ms = random.randrange(min(jitter, config.segment_ms)) if jitter else 0
@@ -181,6 +185,7 @@ class LogSegment:
             fs.close(fd)
             seg.offset_index.create()
             seg.time_index.create()
+            seg.txn_index.reset()  # a stale index of an earlier segment of that name
         except OSError:
             seg.close_handlers()
             for path in seg.flush_paths():
@@ -434,6 +439,25 @@ class LogSegment:
         for _, header in self._headers_from(0):
             yield header
 
+    def locations_from(self, position: int = 0) -> Iterator[BatchLocation]:
+        """Every batch from `position` on, with its position (the file pinned meanwhile)."""
+        for pos, header in self._headers_from(position):
+            yield BatchLocation(pos, header)
+
+    def read_batch(self, position: int, header: BatchHeader) -> bytes:
+        """The bytes of the batch at `position` (a marker's control record, at recovery)."""
+        with self.log.use() as fd:
+            return self.fs.pread(fd, header.size, position)
+
+    def next_offset_in_range(self, position: int, length: int) -> int | None:
+        """The offset after the last whole batch in `[position, position + length)`, None if
+        no batch fits (the upper bound of a fetch's aborted-transaction search)."""
+        next_offset = None
+        with self.log.use() as fd:
+            for _, header in iter_file_headers(self.fs, fd, position, position + length):
+                next_offset = header.next_offset
+        return next_offset
+
     def _headers_from(self, position: int) -> Iterator[tuple[int, BatchHeader]]:
         """Headers from `position` to the end, the file pinned while iterating."""
         with self.log.use() as fd:
@@ -533,6 +557,7 @@ class LogSegment:
         loc = self.translate_offset(offset)
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         self.offset_index.make_writable()
         self.time_index.make_writable()
         truncated = 0
@@ -607,9 +632,11 @@ class LogSegment:
         self.log.path = self._path(LOG_SUFFIX)
         self.offset_index.relocate(self._path(INDEX_SUFFIX))
         self.time_index.relocate(self._path(TIME_INDEX_SUFFIX))
+        self.txn_index.relocate(self._path(TXN_INDEX_SUFFIX))
 
-    def flush_paths(self) -> tuple[str, str, str]:
-        return self.log.path, self.offset_index.path, self.time_index.path
+    def flush_paths(self) -> tuple[str, ...]:
+        paths = self.log.path, self.offset_index.path, self.time_index.path
+        return (*paths, self.txn_index.path) if self.txn_index.exists() else paths
 
     def rename_with_suffix(self, suffix: str) -> list[str]:
         """Rename all three files to `<name><suffix>` (e.g. `.deleted`); returns new paths.
@@ -625,7 +652,9 @@ class LogSegment:
         for index in (self.offset_index, self.time_index):
             if os.path.exists(index.path):
                 index.rename(index.path + suffix)
-        return [new_log, self.offset_index.path, self.time_index.path]
+        renamed = [new_log, self.offset_index.path, self.time_index.path]
+        txn_path = self.txn_index.rename(self.txn_index.path + suffix)
+        return renamed if txn_path is None else [*renamed, txn_path]
 
 
 def _assign_epoch(epochs: LeaderEpochFileCache | None, header: BatchHeader) -> None:

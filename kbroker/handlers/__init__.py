@@ -59,6 +59,8 @@ MODULES = (
     "delete_groups",
     "consumer_group_heartbeat",
     "consumer_group_describe",
+    "write_txn_markers",
+    "describe_producers",
 )
 
 

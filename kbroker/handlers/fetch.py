@@ -1,8 +1,11 @@
 """Fetch (key 1), v0-12: record bytes straight from segment files (sendfile), with long-poll.
 
 Reads start at the batch that contains the fetch offset and stop at the high watermark
-(read_uncommitted) or the last stable offset (read_committed, which gets an empty, non-null
-aborted-transactions list). The first partition that has data may exceed the byte limits by one
+(read_uncommitted, aborted-transactions list null) or the last stable offset (read_committed,
+v4+: the list of aborted transactions overlapping the batches returned, never null, so the
+client can drop their records; KIP-98). Long-poll counts only what the isolation level may
+read, so a read_committed fetch behind an open transaction waits until its marker.
+The first partition that has data may exceed the byte limits by one
 batch (KIP-74); after that `max_bytes` is shared across partitions in request order. If fewer
 than `min_bytes` are ready the request waits up to `max_wait_ms` for an append to any of its
 partitions (Kafka's DelayedFetch). v7+ keep incremental fetch sessions (KIP-227,
@@ -30,6 +33,7 @@ from protocol.error_codes import ErrorCode, KafkaError
 from protocol.errors import ProtocolError
 from protocol.messages.fetch_request import FetchRequest
 from protocol.messages.fetch_response import (
+    AbortedTransaction,
     FetchableTopicResponse,
     FetchResponse,
     PartitionData,
@@ -102,6 +106,11 @@ class _Read:
             info = partition.read(state.fetch_offset, limit, self.committed, self.total == 0)
             if info.length and self.magic is not None:
                 out.records = _down_convert(info, self.magic)
+            elif info.length and self.committed:
+                out.aborted_transactions = [
+                    AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset)
+                    for t in partition.aborted_transactions(info)
+                ]
         except KafkaError as exc:
             self.error = True
             out.error_code = exc.code

@@ -3,8 +3,10 @@
 -1 latest: the high watermark (the last stable offset for read_committed); -2 earliest: the log
 start offset; -3 (v7+) the record with the largest timestamp (KIP-734); -4 (v8+) earliest local,
 equal to earliest without tiered storage; -5 (v9+) latest tiered: offset -1 (no tiered storage);
-t >= 0: the first offset whose timestamp is >= t, or -1/-1 when none is. A current leader epoch
-other than ours is fenced (KIP-320).
+t >= 0: the first offset whose timestamp is >= t, or -1/-1 when none is, or when that offset is
+not yet fetchable at the request's isolation level (at or above the high watermark, or the
+last stable offset for read_committed), as Kafka's Partition.fetchOffsetForTimestamp.
+A current leader epoch other than ours is fenced (KIP-320).
 
 v0, which Kafka 4 dropped (KIP-896) but old clients still send (kafka-python with api_version
 (0, 9), sarama before V0_10_1_0), is answered as Kafka 2.x-3.x did, in `_old_style_offsets`:
@@ -50,7 +52,8 @@ def _lookup(partition: Partition, timestamp: int, committed: bool) -> tuple[int,
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"unknown special timestamp {timestamp}")
     else:
         found = partition.log.offset_for_timestamp(timestamp)
-    if found is None or found.offset >= partition.high_watermark:
+    fetchable = partition.last_stable_offset if committed else partition.high_watermark
+    if found is None or found.offset >= fetchable:  # Kafka's lastFetchableOffset rule
         return -1, -1, -1
     leader_epoch = found.leader_epoch if found.leader_epoch is not None else -1
     return found.timestamp, found.offset, leader_epoch

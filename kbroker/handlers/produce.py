@@ -5,7 +5,10 @@ response waits until the appended offsets are fsynced (a group commit on the sto
 concurrent producers share one fsync round); a failed fsync answers KAFKA_STORAGE_ERROR.
 
 Per partition: validate the batch headers (CRC-32C, lengths, offset deltas, timestamps) without
-decompressing, append, answer with the base offset. Errors are per partition (CORRUPT_MESSAGE,
+decompressing, check idempotent and transactional producer state (KIP-98: duplicates, fenced
+epochs, sequence gaps, INVALID_TXN_STATE for a non-transactional batch mid-transaction), append,
+answer with the base offset. `verify_before_append` is the hook for KIP-890 verification.
+Errors are per partition (CORRUPT_MESSAGE,
 INVALID_RECORD, MESSAGE_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR, ...). acks
 must be -1, 0 or 1 (else INVALID_REQUIRED_ACKS); acks=0 gets no response at all, and a failed
 acks=0 produce closes the connection so the client notices (Kafka does the same). On a single
@@ -40,6 +43,7 @@ from protocol.records import CorruptRecordError, InvalidRecordError
 if TYPE_CHECKING:
     from kbroker.broker import Broker
     from kbroker.context import RequestContext
+    from kbroker.partition import Partition
 
 _Sync = tuple["asyncio.Future[int]", int]  # (flushed-up-to future, partition index)
 LEGACY_MAX_VERSION = 2  # Produce v0-2 carry magic 0/1 message sets
@@ -60,7 +64,20 @@ def _up_convert(message_set: memoryview) -> memoryview:
     return memoryview(bytearray(batches[0]))
 
 
-def _append(
+async def verify_before_append(broker: Broker, partition: Partition, records: memoryview) -> None:
+    """The one place a per-partition asynchronous check runs before an append.
+
+    Transactional batches are appended as the producer state allows (KIP-98 rules in
+    `storage/producer_state.py`). KIP-890 part 1 (the leader asking the transaction coordinator
+    whether the partition was added to the producer's transaction, answering
+    INVALID_TXN_STATE if not) is wired here: it awaits the coordinator for a transactional
+    batch whose producer has no open transaction on this partition and raises KafkaError.
+    Until then nothing is checked and nothing is awaited.
+    """
+    return None
+
+
+async def _append(
     broker: Broker,
     topic: str,
     data: PartitionProduceData,
@@ -75,6 +92,7 @@ def _append(
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no records")
         if version <= LEGACY_MAX_VERSION:
             records = _up_convert(records)
+        await verify_before_append(broker, partition, records)
         info = partition.append(memoryview(records), now)
         if partition.flush_before_ack:
             syncs.append((partition.flushed(info.last_offset + 1), data.index))
@@ -125,7 +143,7 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
                     index=data.index, error_code=ErrorCode.INVALID_REQUIRED_ACKS, base_offset=-1
                 )
             else:
-                result = _append(ctx.broker, topic.name, data, now, syncs, ctx.api_version)
+                result = await _append(ctx.broker, topic.name, data, now, syncs, ctx.api_version)
             partitions.append(result)
         await _wait_for_flush(syncs, partitions)
         failed |= any(p.error_code != ErrorCode.NONE for p in partitions)

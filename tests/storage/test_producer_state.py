@@ -26,6 +26,7 @@ from storage.producer_state import (
     BatchMetadata,
     CorruptSnapshotError,
     DuplicateBatch,
+    EndTxnMarker,
     InvalidProducerEpochError,
     OutOfOrderSequenceError,
     ProducerStateEntry,
@@ -38,6 +39,7 @@ from tests.storage.conftest import FaultyFS, SimulatedCrash
 NOW = 1_700_000_000_000
 MAX_SEQ = 2**31 - 1
 HOUR = 3_600_000
+COMMIT = EndTxnMarker(commit=True, coordinator_epoch=5)  # what `marker` headers carry
 
 
 def header(
@@ -284,7 +286,7 @@ def test_transactional_batches_are_tracked_like_others_and_open_a_txn() -> None:
     assert entry.current_txn_start_offset == 0
     with pytest.raises(DuplicateBatch):
         leader.psm.check(header(1, 0, 0, 2, transactional=True), NOW)
-    leader.psm.load_batch(marker(1, 0, base_offset=3, ts=NOW + 1))
+    leader.psm.load_batch(marker(1, 0, base_offset=3, ts=NOW + 1), COMMIT)
     entry = leader.psm.producers()[1]
     assert (entry.current_txn_start_offset, entry.last_timestamp) == (-1, NOW + 1)
     assert entry.last_sequence == 2  # a marker in the same epoch keeps the batches
@@ -293,7 +295,7 @@ def test_transactional_batches_are_tracked_like_others_and_open_a_txn() -> None:
 def test_marker_with_a_new_epoch_clears_batches_and_fences() -> None:
     psm = ProducerStateManager()
     psm.load_batch(header(1, 0, 0, 2, transactional=True))
-    psm.load_batch(marker(1, 1, base_offset=2))
+    psm.load_batch(marker(1, 1, base_offset=2), COMMIT)
     entry = psm.producers()[1]
     assert (entry.producer_epoch, len(entry.batches), entry.last_update_offset) == (1, 0, 2)
     with pytest.raises(InvalidProducerEpochError):
@@ -377,7 +379,7 @@ def test_expire_keeps_producers_with_an_open_transaction() -> None:
     leader = Leader(ProducerStateManager(producer_id_expiration_ms=HOUR))
     leader.produce(header(1, 0, 0, transactional=True))
     assert leader.psm.expire(NOW + 10 * HOUR) == 0
-    leader.psm.load_batch(marker(1, 0, base_offset=leader.leo))
+    leader.psm.load_batch(marker(1, 0, base_offset=leader.leo), COMMIT)
     assert leader.psm.expire(NOW + 10 * HOUR) == 1
 
 
