@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from kbroker.handlers import handles
 from kbroker.network import CloseConnection
 from protocol import legacy
+from protocol import records as records_module
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode, KafkaError
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest
@@ -64,17 +65,61 @@ def _up_convert(message_set: memoryview) -> memoryview:
     return memoryview(bytearray(batches[0]))
 
 
-async def verify_before_append(broker: Broker, partition: Partition, records: memoryview) -> None:
-    """The one place a per-partition asynchronous check runs before an append.
+# Coordinator answers that mean "not verified yet, retry": Kafka hands older clients
+# NOT_ENOUGH_REPLICAS for them, a retriable error that does not refresh metadata.
+_RETRY_VERIFICATION = frozenset(
+    {
+        ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+        ErrorCode.NOT_COORDINATOR,
+        ErrorCode.CONCURRENT_TRANSACTIONS,
+    }
+)
+TRANSACTION_ABORTABLE_MIN_VERSION = 11  # KIP-890: Produce v11 clients handle it
 
-    Transactional batches are appended as the producer state allows (KIP-98 rules in
-    `storage/producer_state.py`). KIP-890 part 1 (the leader asking the transaction coordinator
-    whether the partition was added to the producer's transaction, answering
-    INVALID_TXN_STATE if not) is wired here: it awaits the coordinator for a transactional
-    batch whose producer has no open transaction on this partition and raises KafkaError.
-    Until then nothing is checked and nothing is awaited.
+
+async def verify_before_append(
+    broker: Broker,
+    partition: Partition,
+    records: memoryview,
+    transactional_id: str | None,
+    version: int,
+) -> None:
+    """KIP-890 part 1: the first transactional batch of a producer on this partition is
+    appended only if the transaction coordinator says the partition was added to the producer's
+    open transaction (`transaction.partition.verification.enable`). Without it, a late batch
+    from an aborted or timed-out transaction could start a transaction nobody will ever end,
+    holding the last stable offset back for good ("hanging transaction").
+
+    Once the partition has an open transaction of this producer and epoch there is nothing to
+    ask. Raises KafkaError with the answer Kafka gives a Produce of this version. Coordinator
+    and partition are on this broker's event loop, with no await between the check and the
+    append, so the answer cannot go stale before the append (Kafka's VerificationGuard).
     """
-    return None
+    verify = broker.config.get("transaction.partition.verification.enable")
+    if transactional_id is None or verify is False:
+        return
+    header = records_module.read_batch_header(records)
+    if header.producer_id < 0 or not header.is_transactional:
+        return
+    pid, epoch = header.producer_id, header.producer_epoch
+    entry = partition.producers.last_entry(pid)
+    if entry is not None and entry.producer_epoch == epoch and entry.current_txn_start_offset >= 0:
+        return  # verified when this transaction's first batch came
+    code = broker.txn.verify_partition(
+        transactional_id, pid, epoch, partition.topic, partition.index
+    )
+    if code == ErrorCode.NONE:
+        return
+    if code == ErrorCode.PRODUCER_FENCED:
+        code = ErrorCode.INVALID_PRODUCER_EPOCH
+    elif code == ErrorCode.TRANSACTION_ABORTABLE and version < TRANSACTION_ABORTABLE_MIN_VERSION:
+        code = ErrorCode.INVALID_TXN_STATE
+    elif code in _RETRY_VERIFICATION:
+        code = ErrorCode.NOT_ENOUGH_REPLICAS
+    raise KafkaError(
+        code, "the partition was not added to the transaction, or could not be verified"
+    )
 
 
 async def _append(
@@ -84,6 +129,7 @@ async def _append(
     now: int,
     syncs: list[_Sync],
     version: int,
+    transactional_id: str | None,
 ) -> PartitionProduceResponse:
     try:
         partition = broker.partition(topic, data.index)
@@ -92,7 +138,7 @@ async def _append(
             raise KafkaError(ErrorCode.CORRUPT_MESSAGE, "no records")
         if version <= LEGACY_MAX_VERSION:
             records = _up_convert(records)
-        await verify_before_append(broker, partition, records)
+        await verify_before_append(broker, partition, records, transactional_id, version)
         info = partition.append(memoryview(records), now)
         if partition.flush_before_ack:
             syncs.append((partition.flushed(info.last_offset + 1), data.index))
@@ -143,7 +189,10 @@ async def produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespon
                     index=data.index, error_code=ErrorCode.INVALID_REQUIRED_ACKS, base_offset=-1
                 )
             else:
-                result = await _append(ctx.broker, topic.name, data, now, syncs, ctx.api_version)
+                result = await _append(
+                    ctx.broker, topic.name, data, now, syncs, ctx.api_version,
+                    request.transactional_id if ctx.api_version >= 3 else None,
+                )  # fmt: skip
             partitions.append(result)
         await _wait_for_flush(syncs, partitions)
         failed |= any(p.error_code != ErrorCode.NONE for p in partitions)

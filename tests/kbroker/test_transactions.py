@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -23,7 +24,20 @@ from kafka import TopicPartition as KpTopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from kbroker.testing import Broker
+from protocol import records
+from protocol.error_codes import ErrorCode
+from protocol.messages.add_partitions_to_txn_request import (
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnTopic,
+)
+from protocol.messages.init_producer_id_request import InitProducerIdRequest
+from protocol.messages.produce_request import (
+    PartitionProduceData,
+    ProduceRequest,
+    TopicProduceData,
+)
 from tests.kbroker.process import BrokerProcess
+from tests.kbroker.wire import WireClient
 
 pytestmark = pytest.mark.clients
 REPO = Path(__file__).resolve().parents[2]
@@ -330,3 +344,44 @@ def test_broker_kill_after_commit_keeps_the_transaction(tmp_path: Path) -> None:
         assert values == [b"%d" % i for i in range(100)]
     finally:
         broker.ensure_stopped()
+
+
+def test_produce_to_a_partition_outside_the_transaction_is_refused(
+    broker: Broker, new_topic: Callable[..., str]
+) -> None:
+    """KIP-890 part 1: a transactional batch for a partition the producer never added to its
+    transaction (a late write of an ended transaction, a client bug) is refused, so it cannot
+    open a transaction that nobody ends and hold read_committed readers back for good."""
+    topic = new_topic()
+    client = WireClient(broker.bootstrap_servers)
+    init = client.call(
+        InitProducerIdRequest(transactional_id="verify", transaction_timeout_ms=60_000), 4
+    )
+    pid, epoch = init.producer_id, init.producer_epoch
+
+    def produce(version: int, seq: int) -> Any:
+        batch = records.build_batch(
+            [(None, b"v", [], 0)], producer_id=pid, producer_epoch=epoch, base_sequence=seq,
+            is_transactional=True,
+        )  # fmt: skip
+        data = [TopicProduceData(name=topic, partition_data=[PartitionProduceData(0, batch)])]
+        request = ProduceRequest(
+            transactional_id="verify", acks=-1, timeout_ms=5000, topic_data=data
+        )
+        return client.call(request, version).responses[0].partition_responses[0]
+
+    assert produce(9, 0).error_code == ErrorCode.INVALID_TXN_STATE
+    assert produce(11, 0).error_code == ErrorCode.TRANSACTION_ABORTABLE
+    added = client.call(
+        AddPartitionsToTxnRequest(
+            v3_and_below_transactional_id="verify",
+            v3_and_below_producer_id=pid,
+            v3_and_below_producer_epoch=epoch,
+            v3_and_below_topics=[AddPartitionsToTxnTopic(name=topic, partitions=[0])],
+        ),
+        3,
+    )
+    assert added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == 0
+    accepted = produce(9, 0)
+    assert (accepted.error_code, accepted.base_offset) == (ErrorCode.NONE, 0)
+    client.close()
