@@ -51,6 +51,7 @@ from storage.types import FetchDataInfo
 log = logging.getLogger("kbroker.partition")
 
 SINGLE_NODE_LEADER_EPOCH = 0
+SNAPSHOTS_KEPT = 2  # producer snapshots per partition: the newest and the one before it
 
 
 class AppendResult(NamedTuple):
@@ -85,8 +86,8 @@ class Partition:
         return sorted(found)
 
     def _load_producer_state(self) -> None:
-        """Producer state: the newest snapshot at or below the log end offset (written at the
-        last clean shutdown), then the batch headers after it (61 bytes read per batch, plus the
+        """Producer state: the newest snapshot at or below the log end offset (written at each
+        segment roll and at clean shutdown), then the batch headers after it (61 bytes read per batch, plus the
         control record of each marker). A snapshot past the log end (the tail was lost) or
         unreadable is ignored. Transaction index entries from the replay start on are rebuilt."""
         start = self.log.log_start_offset
@@ -136,6 +137,38 @@ class Partition:
         for offset, path in self._snapshots():
             if offset != keep:
                 os.unlink(path)
+
+    def _snapshot_after_roll(self) -> None:
+        """A segment just rolled: snapshot the producer state at the log end, as Kafka does at
+        every roll, so that start-up after a crash replays about one segment of batch headers
+        rather than the whole log. Only the newest `SNAPSHOTS_KEPT` files are kept.
+
+        The bytes are taken here, on the owner thread; the file write (tmp, fsync, rename) and
+        the removal of older files run on the storage worker, off the event loop. A snapshot
+        that could not be written is logged and skipped: the next roll or the clean shutdown
+        writes another, and without one start-up replays from an older snapshot or the log.
+        """
+        if self.producers.producer_id_count == 0:
+            return
+        end = self.log.log_end_offset
+        data = self.producers.snapshot_bytes(end)
+        path = os.path.join(self.log.dir, snapshot_file_name(end))
+        older = [p for offset, p in self._snapshots() if offset < end]
+        stale = older[: max(len(older) - (SNAPSHOTS_KEPT - 1), 0)]
+
+        def write() -> None:
+            try:
+                ProducerStateManager.write_snapshot_file(path, data, self.log.fs)
+                for old in stale:
+                    os.unlink(old)
+            except OSError as exc:
+                log.warning("%s: producer snapshot at %d not written: %s", self, end, exc)
+
+        committer = self.log.committer
+        if committer is None:
+            write()
+        else:
+            committer.submit(write)
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index})"
@@ -272,6 +305,8 @@ class Partition:
             last = offset + header.last_offset_delta
             self.producers.on_append(header, offset, last, info.log_append_time_ms, now_ms)
             offset = last + 1
+        if info.rolled:
+            self._snapshot_after_roll()
         self._advance_high_watermark()
         self.wake_fetchers()
         return AppendResult(info.first_offset, info.last_offset, info.log_append_time_ms)

@@ -15,12 +15,14 @@ from kbroker.testing import Broker
 from protocol import records
 from protocol.error_codes import ErrorCode
 from protocol.messages.init_producer_id_request import InitProducerIdRequest
+from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 from protocol.messages.produce_request import (
     PartitionProduceData,
     ProduceRequest,
     TopicProduceData,
 )
 from tests.kbroker.cutting_proxy import CuttingProxy
+from tests.kbroker.process import BrokerProcess
 from tests.kbroker.wire import WireClient
 
 
@@ -207,3 +209,40 @@ def test_producer_snapshot_at_clean_shutdown_and_corrupt_fallback(tmp_path: Path
             retry = send(client, "s", pid, 0, 8)  # the last batch, retried
             assert (retry.error_code, retry.base_offset) == (ErrorCode.NONE, 8)
             client.close()
+
+
+def test_snapshots_at_segment_rolls_survive_a_kill_9(tmp_path: Path) -> None:
+    """Producer state is snapshotted when a segment rolls (the newest two files are kept), so
+    a broker killed with -9 restarts from the snapshot plus the last segment, and a retried
+    batch from before the crash is still recognised as a duplicate."""
+    process = BrokerProcess(str(tmp_path / "data"), "log.segment.bytes=1048576")
+    try:
+        client = WireClient(process.start())
+        client.call(MetadataRequest(topics=[MetadataRequestTopic(name="rolls")]), 9)  # creates it
+        pid = init_producer(client)
+        big = b"x" * 100_000
+        for seq in range(35):  # ~3.5 MB in 1 MB segments: three rolls
+            rows: list[records.RecordTuple] = [(None, big, [], 0)]
+            batch = records.build_batch(rows, producer_id=pid, producer_epoch=0, base_sequence=seq)
+            request = ProduceRequest(
+                acks=-1,
+                timeout_ms=5000,
+                topic_data=[
+                    TopicProduceData(name="rolls", partition_data=[PartitionProduceData(0, batch)])
+                ],
+            )
+            assert client.call(request, 9).responses[0].partition_responses[0].error_code == 0
+        client.close()
+        snapshots = sorted((tmp_path / "data" / "rolls-0").glob("*.snapshot"))
+        assert len(snapshots) == 2, snapshots  # older ones removed
+        process.kill()
+        client = WireClient(process.start())
+        retry = send(client, "rolls", pid, 0, 34, n=1)  # the last batch before the crash
+        assert (retry.error_code, retry.base_offset) == (ErrorCode.NONE, 34)
+        assert send(client, "rolls", pid, 0, 36, n=1).error_code == (
+            ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+        )
+        assert send(client, "rolls", pid, 0, 35, n=1).base_offset == 35
+        client.close()
+    finally:
+        process.ensure_stopped()
