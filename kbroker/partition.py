@@ -87,9 +87,10 @@ class Partition:
 
     def _load_producer_state(self) -> None:
         """Producer state: the newest snapshot at or below the log end offset (written at each
-        segment roll and at clean shutdown), then the batch headers after it (61 bytes read per batch, plus the
-        control record of each marker). A snapshot past the log end (the tail was lost) or
-        unreadable is ignored. Transaction index entries from the replay start on are rebuilt."""
+        segment roll and at clean shutdown), then the batch headers after it (61 bytes read per
+        batch, plus the control record of each marker). A snapshot past the log end (the tail
+        was lost) or unreadable is ignored. Transaction index entries from the replay start on
+        are rebuilt."""
         start = self.log.log_start_offset
         for offset, path in reversed(self._snapshots()):
             if offset > self.log.log_end_offset:
@@ -153,13 +154,12 @@ class Partition:
         end = self.log.log_end_offset
         data = self.producers.snapshot_bytes(end)
         path = os.path.join(self.log.dir, snapshot_file_name(end))
-        older = [p for offset, p in self._snapshots() if offset < end]
-        stale = older[: max(len(older) - (SNAPSHOTS_KEPT - 1), 0)]
 
-        def write() -> None:
+        def write() -> None:  # on the worker, after every earlier snapshot write
             try:
                 ProducerStateManager.write_snapshot_file(path, data, self.log.fs)
-                for old in stale:
+                older = [p for offset, p in self._snapshots() if offset < end]
+                for old in older[: max(len(older) - (SNAPSHOTS_KEPT - 1), 0)]:
                     os.unlink(old)
             except OSError as exc:
                 log.warning("%s: producer snapshot at %d not written: %s", self, end, exc)

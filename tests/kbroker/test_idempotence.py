@@ -21,6 +21,7 @@ from protocol.messages.produce_request import (
     ProduceRequest,
     TopicProduceData,
 )
+from storage.producer_state import snapshot_file_name
 from tests.kbroker.cutting_proxy import CuttingProxy
 from tests.kbroker.process import BrokerProcess
 from tests.kbroker.wire import WireClient
@@ -233,8 +234,14 @@ def test_snapshots_at_segment_rolls_survive_a_kill_9(tmp_path: Path) -> None:
             )
             assert client.call(request, 9).responses[0].partition_responses[0].error_code == 0
         client.close()
-        snapshots = sorted((tmp_path / "data" / "rolls-0").glob("*.snapshot"))
-        assert len(snapshots) == 2, snapshots  # older ones removed
+        # Rolls at offsets 10, 20 and 30 snapshot the state at 11, 21 and 31; the storage
+        # worker writes them in the background and keeps the newest two: wait for it.
+        directory = tmp_path / "data" / "rolls-0"
+        expected = [directory / snapshot_file_name(offset) for offset in (21, 31)]
+        deadline = time.monotonic() + 10
+        while (snapshots := sorted(directory.glob("*.snapshot"))) != expected:
+            assert time.monotonic() < deadline, snapshots
+            time.sleep(0.05)
         process.kill()
         client = WireClient(process.start())
         retry = send(client, "rolls", pid, 0, 34, n=1)  # the last batch before the crash
