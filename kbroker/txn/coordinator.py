@@ -308,6 +308,10 @@ class TransactionCoordinatorShard:
                 return meta.prepare_producer_id_rotation(
                     self.next_producer_id(), timeout_ms, self.now, expected is not None
                 )
+            if exhausted:
+                # a KIP-360 retry with the epoch before the last one: Kafka's
+                # prepareIncrementProducerEpoch throws, answered UNKNOWN_SERVER_ERROR
+                raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, "no producer epochs left")
             return meta.prepare_increment_epoch(
                 timeout_ms, None if expected is None else expected[1], self.now
             )

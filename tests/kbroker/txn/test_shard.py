@@ -98,6 +98,25 @@ def test_exhausted_epoch_rotates_to_a_new_producer_id() -> None:
     assert retry == InitResult(ErrorCode.NONE, rotated.producer_id, 0)
 
 
+def test_kip360_retry_into_an_exhausted_epoch_is_an_error_not_a_crash() -> None:
+    # found by test_shard_stateful: a recovery bumped the epoch to MAX_EPOCH - 1 (exhausted)
+    # and its answer was lost; the retry, naming the epoch before, made the shard raise out
+    # of the request (the connection was closed). Kafka's prepareIncrementProducerEpoch
+    # throws there too, and the coordinator answers UNKNOWN_SERVER_ERROR.
+    h = Harness()
+    pid = h.init().producer_id
+    almost = replace(h.meta().snapshot(), producer_epoch=MAX_EPOCH - 2)
+    h.shard.replay(rec.TxnLogRecord("tx", almost), loading=True)
+    assert h.init(expected=(pid, MAX_EPOCH - 2)) == InitResult(ErrorCode.NONE, pid, MAX_EPOCH - 1)
+    records = len(h.log)
+    assert h.init(expected=(pid, MAX_EPOCH - 2)).error == ErrorCode.UNKNOWN_SERVER_ERROR
+    assert len(h.log) == records and h.meta().pending_state is None
+    # the producer holding the exhausted epoch (or a new incarnation) still rotates
+    rotated = h.init(expected=(pid, MAX_EPOCH - 1))
+    assert rotated.error == ErrorCode.NONE and rotated.producer_id != pid
+    assert rotated.producer_epoch == 0
+
+
 def test_new_incarnation_fences_and_aborts_the_open_transaction() -> None:
     h = Harness()
     pid, epoch = started(h, A0, B0)
