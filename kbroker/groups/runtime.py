@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from kbroker.coordinator_runtime import ShardTimer, log_batches, now_ms, partition_for
 from kbroker.groups import classic_ops, consumer_ops, offsets
 from kbroker.groups import records as rec
 from kbroker.groups.coordinator import Effects, GroupConfig, GroupCoordinatorShard, Reply
@@ -40,26 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.groups")
 
 GROUP_METADATA_TOPIC = "__consumer_offsets"
-LOAD_READ_BYTES = 5 * 1024 * 1024
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def java_string_hash(s: str) -> int:
-    """Java's String.hashCode (over UTF-16 code units, 32-bit wrap-around)."""
-    h = 0
-    data = s.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def partition_for(group_id: str, partitions: int) -> int:
-    h = java_string_hash(group_id)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions  # Kafka's Utils.abs
-
 
 Op = Callable[[GroupCoordinatorShard, Reply], None]
 T = TypeVar("T")
@@ -71,8 +52,7 @@ class GroupCoordinator:
         self.config = GroupConfig.from_properties(broker.config.get)
         self.num_partitions = broker.int_config("offsets.topic.num.partitions")
         self.shards: dict[int, GroupCoordinatorShard] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: int | None = None
+        self.timer = ShardTimer(self.shards, lambda shard, now: self._apply(shard, shard.tick(now)))
 
     # ------------------------------------------------------------------ topic and loading
 
@@ -99,15 +79,9 @@ class GroupCoordinator:
         shard = GroupCoordinatorShard(index, self.config, lambda: self.broker.topics.topics)
         shard.now = now_ms()
         partition = self.broker.partition(GROUP_METADATA_TOPIC, index)
-        plog = partition.log
-        offset, end, count = plog.log_start_offset, partition.high_watermark, 0
-        while offset < end:
-            data = plog.read(offset, LOAD_READ_BYTES, end, min_one_message=True).read_bytes()
-            if not data:
-                break
-            for pos, header in records.iter_batch_headers(data):
-                offset = header.next_offset
-                count += self._replay_batch(shard, data, pos, header)
+        count = 0
+        for data, pos, header in log_batches(partition):
+            count += self._replay_batch(shard, data, pos, header)
         self.shards[index] = shard
         self._apply(shard, shard.run(now_ms(), lambda: self._after_load(shard)))
         return count
@@ -211,7 +185,7 @@ class GroupCoordinator:
             for reply, message in current.replies:
                 if isinstance(reply, asyncio.Future) and not reply.done():
                     reply.set_result(message)  # a cancelled one: its client went away
-        self._arm_timer(shard)
+        self.timer.arm(shard)
 
     def _append(self, index: int, effects: Effects) -> tuple[ErrorCode | None, int]:
         """Append the step's records as one batch: (error or None, offset of the first)."""
@@ -234,35 +208,5 @@ class GroupCoordinator:
             return ErrorCode(exc.code), -1
         return None, result.first_offset
 
-    # ------------------------------------------------------------------ timers
-
-    def _arm_timer(self, changed: GroupCoordinatorShard | None = None) -> None:
-        """Wake up at the earliest deadline. After a step only `changed`'s deadlines moved:
-        the armed timer covers the others (if theirs moved later, it fires early, finds
-        nothing due and re-arms over all shards)."""
-        shards = [changed] if changed is not None else self.shards.values()
-        deadlines = [d for s in shards if (d := s.next_deadline()) is not None]
-        if not deadlines:
-            return
-        deadline = min(deadlines)
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        delay = max(deadline - now_ms(), 0) / 1000
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        now = now_ms()
-        for shard in self.shards.values():
-            deadline = shard.next_deadline()
-            if deadline is not None and deadline <= now:
-                self._apply(shard, shard.tick(now))
-        self._arm_timer()
-
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
+        self.timer.stop()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.groups.runtime import GROUP_METADATA_TOPIC, partition_for
+from kbroker.coordinator_runtime import partition_for
+from kbroker.groups.runtime import GROUP_METADATA_TOPIC
 from kbroker.handlers import handles
 from protocol.api_keys import ApiKey
 from protocol.error_codes import ErrorCode

@@ -96,8 +96,9 @@ async def verify_before_append(
     and partition are on this broker's event loop, with no await between the check and the
     append, so the answer cannot go stale before the append (Kafka's VerificationGuard).
     """
-    verify = broker.config.get("transaction.partition.verification.enable")
-    if transactional_id is None or verify is False:
+    if transactional_id is None:  # every non-transactional produce: nothing to look up
+        return
+    if broker.config.get("transaction.partition.verification.enable") is False:
         return
     header = records_module.read_batch_header(records)
     if header.producer_id < 0 or not header.is_transactional:

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from kbroker.groups.runtime import partition_for
+from kbroker.coordinator_runtime import ShardTimer, log_batches, now_ms, partition_for
 from kbroker.txn import records as rec
 from kbroker.txn.coordinator import (
     Effects,
@@ -41,14 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.txn")
 
 TRANSACTION_STATE_TOPIC = "__transaction_state"
-LOAD_READ_BYTES = 5 * 1024 * 1024
 
 Op = Callable[[TransactionCoordinatorShard, Reply], None]
 T = TypeVar("T")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class TransactionCoordinator:
@@ -57,8 +52,7 @@ class TransactionCoordinator:
         self.config = TxnConfig.from_properties(broker.config.get)
         self.num_partitions = broker.int_config("transaction.state.log.num.partitions")
         self.shards: dict[int, TransactionCoordinatorShard] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: int | None = None
+        self.timer = ShardTimer(self.shards, lambda shard, now: self._apply(shard, shard.tick(now)))
 
     # ------------------------------------------------------------------ topic and loading
 
@@ -84,25 +78,19 @@ class TransactionCoordinator:
             index, self.config, self.broker.producer_ids.next_id, partition.leader_epoch
         )
         shard.now = now_ms()
-        plog = partition.log
-        offset, end, count = plog.log_start_offset, partition.high_watermark, 0
-        while offset < end:
-            data = plog.read(offset, LOAD_READ_BYTES, end, min_one_message=True).read_bytes()
-            if not data:
-                break
-            for pos, header in records.iter_batch_headers(data):
-                offset = header.next_offset
-                if header.is_control:
+        count = 0
+        for data, pos, header in log_batches(partition):
+            if header.is_control:
+                continue
+            for record in records.decode_batch(data, pos)[1]:
+                if record.key is None:
                     continue
-                for record in records.decode_batch(data, pos)[1]:
-                    if record.key is None:
-                        continue
-                    try:
-                        shard.replay(rec.decode(record.key, record.value), loading=True)
-                    except rec.UnknownRecord as exc:
-                        log.warning("%s-%d: skipped %s", TRANSACTION_STATE_TOPIC, index, exc)
-                        continue
-                    count += 1
+                try:
+                    shard.replay(rec.decode(record.key, record.value), loading=True)
+                except rec.UnknownRecord as exc:
+                    log.warning("%s-%d: skipped %s", TRANSACTION_STATE_TOPIC, index, exc)
+                    continue
+                count += 1
         self.shards[index] = shard
         self._apply(shard, shard.run(now_ms(), shard.after_load))
         return count
@@ -177,7 +165,7 @@ class TransactionCoordinator:
             for reply, message in current.replies:
                 if isinstance(reply, asyncio.Future) and not reply.done():
                     reply.set_result(message)  # a cancelled one: its client went away
-        self._arm_timer(shard)
+        self.timer.arm(shard)
 
     def _append(self, index: int, effects: Effects) -> ErrorCode | None:
         now = now_ms()
@@ -209,36 +197,5 @@ class TransactionCoordinator:
                     log.warning("%s-%d: marker not written: %s", topic, index, exc)
         return errors
 
-    # ------------------------------------------------------------------ timers
-
-    def _arm_timer(self, changed: TransactionCoordinatorShard | None = None) -> None:
-        """Wake up at the earliest deadline (the group runtime's scheme)."""
-        shards = [changed] if changed is not None else self.shards.values()
-        deadlines = [d for s in shards if (d := s.next_deadline()) is not None]
-        if not deadlines:
-            return
-        deadline = min(deadlines)
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # loading before the loop runs: start() arms it
-        self._timer_at = deadline
-        self._timer = loop.call_later(max(deadline - now_ms(), 0) / 1000, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        now = now_ms()
-        for shard in self.shards.values():
-            deadline = shard.next_deadline()
-            if deadline is not None and deadline <= now:
-                self._apply(shard, shard.tick(now))
-        self._arm_timer()
-
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
+        self.timer.stop()

@@ -38,7 +38,8 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from kbroker.groups.runtime import GROUP_METADATA_TOPIC, partition_for
+from kbroker.coordinator_runtime import partition_for
+from kbroker.groups.runtime import GROUP_METADATA_TOPIC
 from kbroker.txn import records as rec
 from kbroker.txn.coordinator import Effects, InitResult, TransactionCoordinatorShard
 from kbroker.txn.state import (
